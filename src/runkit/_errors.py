@@ -1,0 +1,114 @@
+"""runkit's exceptions: one root, a few leaves, translated to HTTP at the boundary.
+
+::
+
+    RunkitError
+    ├── RunNotFound              the run does not exist (HTTP 404)
+    ├── IllegalTransition        the state machine has no such move (HTTP 409)
+    ├── ValidationError          bad input, with the path to the field (HTTP 422)
+    │   └── IdempotencyConflict  same key, different request (HTTP 422 on idempotencyKey)
+    ├── NotAllowed               the principal may not do this (HTTP 403)
+    ├── ConfigurationError       bad plugins, kinds or storage URLs, raised at start-up
+    ├── LeaseLost                a worker's fenced write changed nothing
+    └── StorageUnavailable       the database cannot be reached (HTTP 503)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+if TYPE_CHECKING:
+    from ._states import Action, Status
+
+
+class RunkitError(Exception):
+    """Root of every error runkit raises on purpose."""
+
+
+class RunNotFound(RunkitError):
+    def __init__(self, run_id: UUID | str) -> None:
+        self.run_id = run_id
+        super().__init__(f"run {run_id} not found")
+
+
+class IllegalTransition(RunkitError):
+    def __init__(
+        self, run_id: UUID, status: Status, action: Action, allowed: Sequence[Action]
+    ) -> None:
+        self.run_id = run_id
+        self.status = status
+        self.action = action
+        self.allowed = tuple(allowed)
+        names = ", ".join(a.value for a in self.allowed) or "nothing"
+        super().__init__(
+            f"cannot {action.value} run {run_id}: it is {status.value}; "
+            f"allowed from {status.value}: {names}"
+        )
+
+
+class ErrorDetail:
+    """One problem with the input: where (``loc``), what (``msg``), and a machine ``type``.
+
+    ``loc`` follows the HTTP layer's convention (``("body", "definition", "url")``,
+    ``("query", "limit")``) so that the 422 answer can be built without translation.
+    """
+
+    __slots__ = ("loc", "msg", "type")
+
+    def __init__(self, loc: Sequence[str | int], msg: str, type: str = "value_error") -> None:
+        self.loc = tuple(loc)
+        self.msg = msg
+        self.type = type
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"loc": list(self.loc), "msg": self.msg, "type": self.type}
+
+    def __repr__(self) -> str:
+        return f"ErrorDetail({self.loc!r}, {self.msg!r}, {self.type!r})"
+
+
+class ValidationError(RunkitError):
+    def __init__(self, details: Sequence[ErrorDetail]) -> None:
+        self.details = tuple(details)
+        super().__init__("; ".join(f"{'.'.join(map(str, d.loc))}: {d.msg}" for d in details))
+
+    @classmethod
+    def at(cls, loc: Sequence[str | int], msg: str, type: str = "value_error") -> ValidationError:
+        return cls([ErrorDetail(loc, msg, type)])
+
+
+class IdempotencyConflict(ValidationError):
+    def __init__(self, key: str, existing_run_id: UUID) -> None:
+        self.key = key
+        self.existing_run_id = existing_run_id
+        super().__init__(
+            [
+                ErrorDetail(
+                    ("body", "idempotencyKey"),
+                    f"idempotency key {key!r} was already used by run {existing_run_id} "
+                    "with a different request",
+                    "idempotency_conflict",
+                )
+            ]
+        )
+
+
+class NotAllowed(RunkitError):
+    pass
+
+
+class ConfigurationError(RunkitError):
+    pass
+
+
+class LeaseLost(RunkitError):
+    def __init__(self, run_id: UUID, attempt: int) -> None:
+        self.run_id = run_id
+        self.attempt = attempt
+        super().__init__(f"lease on run {run_id} attempt {attempt} is no longer held")
+
+
+class StorageUnavailable(RunkitError):
+    pass

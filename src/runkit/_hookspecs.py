@@ -1,0 +1,40 @@
+"""The hooks plugins implement. Hooks register; the objects they register act.
+
+Each hook is a synchronous registration call made once at start-up, never per run: a plugin
+hands over kinds, storage backends or a user directory, and runkit uses those objects.
+Built-in kinds register through the same hooks as third-party ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from ._kinds import Kind
+    from ._models import UserProfile
+    from .storage.base import Store
+
+hookspec = pluggy.HookspecMarker("runkit")
+hookimpl = pluggy.HookimplMarker("runkit")
+
+
+@hookspec
+def runkit_register_kinds(register: Callable[[Kind], None]) -> None:
+    """Called once when a :class:`~runkit.Runkit` is built: call ``register(kind)`` for each
+    action kind the plugin provides. A duplicate name fails start-up naming both plugins."""
+
+
+@hookspec
+def runkit_register_storage(register: Callable[[str, Callable[[str], Store]], None]) -> None:
+    """Called once when a storage URL is resolved: ``register(scheme, factory)`` makes
+    ``factory(url)`` build the store for URLs starting with ``scheme:``."""
+
+
+@hookspec
+def runkit_resolve_users(user_ids: Sequence[str]) -> Mapping[str, UserProfile] | Any:
+    """Called once per list of runs with the ids of the users who triggered them; return
+    ``{user_id: UserProfile}`` (or an awaitable of it). Results of all plugins are merged;
+    with no implementation the list's ``users`` map is empty."""

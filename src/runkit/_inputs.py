@@ -1,0 +1,81 @@
+"""Checks of the values clients send, each failing with a ValidationError at its ``loc``."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from ._errors import ValidationError
+from ._models import make_cursor
+from ._states import Status
+
+MAX_KEY_LENGTH = 255
+
+
+def run_id(value: Any, loc: tuple[str, ...] = ("path", "run_id")) -> UUID:
+    if isinstance(value, UUID):
+        return value
+    if isinstance(value, str):
+        try:
+            return UUID(value)
+        except ValueError:
+            pass
+    raise ValidationError.at(loc, f"not a valid UUID: {value!r}", "uuid_parsing")
+
+
+def optional_uuid(value: Any, loc: tuple[str, ...]) -> UUID | None:
+    return None if value is None else run_id(value, loc)
+
+
+def bounded_int(value: Any, loc: tuple[str, ...], low: int, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError.at(loc, "value is not a valid integer", "int_type")
+    if value < low:
+        raise ValidationError.at(loc, f"must be >= {low}", "greater_than_equal")
+    if high is not None and value > high:
+        raise ValidationError.at(loc, f"must be <= {high}", "less_than_equal")
+    return value
+
+
+def key(value: Any, loc: tuple[str, ...]) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValidationError.at(loc, "must be a string", "string_type")
+    if not 1 <= len(value) <= MAX_KEY_LENGTH:
+        raise ValidationError.at(loc, f"must be 1 to {MAX_KEY_LENGTH} characters", "string_length")
+    return value
+
+
+def optional_str(value: Any, loc: tuple[str, ...]) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise ValidationError.at(loc, "must be a string", "string_type")
+
+
+def status(value: Any, loc: tuple[str, ...] = ("query", "status")) -> Status | None:
+    if value is None or isinstance(value, Status):
+        return value
+    try:
+        return Status(value)
+    except ValueError:
+        allowed = ", ".join(s.value for s in Status)
+        raise ValidationError.at(
+            loc, f"unknown status {value!r}; one of {allowed}", "enum"
+        ) from None
+
+
+def cursor(value: Any, run: UUID, loc: tuple[str, ...] = ("query", "after")) -> int:
+    """The log id a cursor points at. Cursors are ``<run prefix>-<id>`` so that one from
+    another run is refused instead of silently paging the wrong log."""
+    if value is None or value == "":
+        return 0
+    if isinstance(value, str):
+        prefix, sep, number = value.rpartition("-")
+        if sep and number.isdigit() and len(number) <= 18:
+            if prefix != run.hex[:8]:
+                raise ValidationError.at(loc, "cursor belongs to another run", "cursor_mismatch")
+            return int(number)
+    raise ValidationError.at(
+        loc, f"malformed cursor {value!r}; expected one like {make_cursor(run, 42)!r}", "cursor"
+    )

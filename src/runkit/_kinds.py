@@ -1,0 +1,210 @@
+"""Action kinds: what a run of a kind takes (``definition``), who executes it, and how.
+
+A kind's ``config`` is an attrs class; ``definition`` objects are structured into it with
+cattrs at create time, camelCase on the wire (``intervalSeconds``) and snake_case in Python
+(``interval_seconds``). A definition that does not fit is a :class:`ValidationError` whose
+``loc`` is the path to the bad field (``("body", "definition", "seconds")``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import attrs
+import cattrs
+from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+from ._errors import ConfigurationError, ErrorDetail, ValidationError
+
+_CAMEL = re.compile(r"_([a-z0-9])")
+
+
+def camel(name: str) -> str:
+    return _CAMEL.sub(lambda m: m.group(1).upper(), name)
+
+
+def _make_config_converter() -> cattrs.Converter:
+    conv = cattrs.Converter(forbid_extra_keys=True)
+
+    def structure_factory(cls: type) -> Callable[[Any, type], Any]:
+        overrides = {a.name: override(rename=camel(a.name)) for a in attrs.fields(cls)}
+        return make_dict_structure_fn(cls, conv, _cattrs_forbid_extra_keys=True, **overrides)  # type: ignore[arg-type]
+
+    def unstructure_factory(cls: type) -> Callable[[Any], Any]:
+        overrides = {a.name: override(rename=camel(a.name)) for a in attrs.fields(cls)}
+        return make_dict_unstructure_fn(cls, conv, **overrides)  # type: ignore[arg-type]
+
+    conv.register_structure_hook_factory(attrs.has, structure_factory)
+    conv.register_unstructure_hook_factory(attrs.has, unstructure_factory)
+
+    # cattrs would turn "5" into 5 and 1.5 into 1; definitions are JSON, so be strict.
+    def strict(expected: type) -> Callable[[Any, type], Any]:
+        def hook(value: Any, _: type) -> Any:
+            ok = isinstance(value, expected) and not isinstance(value, bool)
+            if expected is float and isinstance(value, int) and not isinstance(value, bool):
+                return float(value)
+            if not ok:
+                raise TypeError(f"expected {expected.__name__}, got {type(value).__name__}")
+            return value
+
+        return hook
+
+    conv.register_structure_hook(int, strict(int))
+    conv.register_structure_hook(float, strict(float))
+    conv.register_structure_hook(str, strict(str))
+
+    def structure_bool(value: Any, _: type) -> bool:
+        if not isinstance(value, bool):
+            raise TypeError(f"expected bool, got {type(value).__name__}")
+        return value
+
+    conv.register_structure_hook(bool, structure_bool)
+    return conv
+
+
+#: Structures kind configs from definitions (and back, for the OpenAPI examples).
+config_converter = _make_config_converter()
+
+
+def _flatten(exc: BaseException, path: tuple[str | int, ...]) -> Iterator[ErrorDetail]:
+    if isinstance(exc, ForbiddenExtraKeysError):
+        for key in sorted(exc.extra_fields):
+            yield ErrorDetail((*path, key), "extra field not permitted", "extra_forbidden")
+        return
+    if isinstance(exc, ClassValidationError):
+        with_notes, without = exc.group_exceptions()
+        for sub, note in with_notes:
+            yield from _flatten(sub, (*path, camel(str(note.name))))
+        for sub in without:
+            yield from _flatten(sub, path)
+        return
+    if isinstance(exc, IterableValidationError):
+        with_notes, without = exc.group_exceptions()
+        for sub, note in with_notes:
+            yield from _flatten(sub, (*path, note.index))
+        for sub in without:
+            yield from _flatten(sub, path)
+        return
+    if isinstance(exc, KeyError):
+        yield ErrorDetail(path, "field required", "missing")
+        return
+    if isinstance(exc, BaseExceptionGroup):
+        for sub in exc.exceptions:
+            yield from _flatten(sub, path)
+        return
+    yield ErrorDetail(path, str(exc) or type(exc).__name__, "type_error")
+
+
+def structure_config(config: type[Any], definition: Mapping[str, Any], loc: tuple[str, ...]) -> Any:
+    """``definition`` as an instance of ``config``, or a ValidationError with field paths."""
+    try:
+        return config_converter.structure(dict(definition), config)
+    except (cattrs.BaseValidationError, TypeError, ValueError, KeyError) as exc:
+        details = list(_flatten(exc, loc)) or [ErrorDetail(loc, str(exc), "value_error")]
+        raise ValidationError(details) from None
+
+
+@attrs.frozen
+class RetryPolicy:
+    """Automatic retries of failed attempts: ``max_attempts`` in all (1: never retry),
+    waiting ``min(base * 2**(n-1), max) * (1 ± jitter)`` seconds before attempt n+1."""
+
+    max_attempts: int = 1
+    backoff_base: float = 1.0
+    backoff_max: float = 300.0
+    jitter: float = 0.2
+
+
+@attrs.frozen
+class ApprovalPolicy:
+    """Who may decide an approval gate and what happens when nobody does in time."""
+
+    required: int = 1
+    approvers: frozenset[str] = frozenset()  # user ids; empty with empty groups: anyone
+    groups: frozenset[str] = frozenset()
+    allow_self_approval: bool = False
+    timeout_seconds: float | None = None
+    on_timeout: str = "reject"  # "reject" | "fail" | "approve"
+
+    def may_decide(self, user_id: str, groups: frozenset[str]) -> bool:
+        if not self.approvers and not self.groups:
+            return True
+        return user_id in self.approvers or bool(self.groups & groups)
+
+
+@attrs.frozen
+class Kind:
+    """An action kind. ``executor`` is what the engine calls with a run context; ``config``
+    the attrs class ``definition`` must fit (None: any JSON object)."""
+
+    name: str
+    executor: Callable[..., Any] | None
+    config: type[Any] | None = None
+    display_name: str | None = None
+    description: str = ""
+    pausable: bool = False
+    cancellable: bool = True
+    retry: RetryPolicy = RetryPolicy()
+    timeout_seconds: float | None = None
+    #: For approval kinds: the policy read from a run's structured config.
+    approval: Callable[[Any], ApprovalPolicy] | None = None
+    #: Optional: a short phrase for displayStatus while running, from progress.
+    describe_progress: Callable[[Mapping[str, Any]], str | None] | None = None
+
+    def validate(self, definition: Any, loc: tuple[str, ...] = ("body", "definition")) -> Any:
+        """The structured config of ``definition`` (a dict when the kind has no config)."""
+        if not isinstance(definition, Mapping):
+            raise ValidationError.at(loc, "definition must be a JSON object", "dict_type")
+        if self.config is None:
+            return dict(definition)
+        return structure_config(self.config, definition, loc)
+
+
+class KindRegistry:
+    """The kinds a Runkit knows, filled through the ``runkit_register_kinds`` hook."""
+
+    def __init__(self) -> None:
+        self._kinds: dict[str, Kind] = {}
+        self._owners: dict[str, str] = {}
+
+    def register(self, kind: Kind, *, owner: str = "<direct>") -> None:
+        if not re.fullmatch(r"[a-z][a-z0-9_.-]{0,63}", kind.name):
+            raise ConfigurationError(f"{owner}: invalid kind name {kind.name!r}")
+        if kind.name in self._kinds:
+            raise ConfigurationError(
+                f"kind {kind.name!r} registered twice: by {self._owners[kind.name]} and {owner}"
+            )
+        if kind.executor is None:
+            raise ConfigurationError(f"{owner}: kind {kind.name!r} has no executor")
+        if kind.config is not None and not attrs.has(kind.config):
+            raise ConfigurationError(f"{owner}: kind {kind.name!r} config must be an attrs class")
+        self._kinds[kind.name] = kind
+        self._owners[kind.name] = owner
+
+    def get(self, name: str) -> Kind | None:
+        return self._kinds.get(name)
+
+    def require(self, name: Any, loc: tuple[str, ...] = ("body", "kind")) -> Kind:
+        kind = self._kinds.get(name) if isinstance(name, str) else None
+        if kind is None:
+            known = ", ".join(sorted(self._kinds)) or "(none registered)"
+            raise ValidationError.at(loc, f"unknown kind {name!r}; known kinds: {known}", "enum")
+        return kind
+
+    def owner(self, name: str) -> str | None:
+        return self._owners.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._kinds)
+
+    def __iter__(self) -> Iterator[Kind]:
+        return iter(self._kinds.values())
+
+    def __len__(self) -> int:
+        return len(self._kinds)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._kinds

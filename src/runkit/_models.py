@@ -1,0 +1,207 @@
+"""The run model: pure, frozen attrs classes. The wire format lives in ``_wire``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import attrs
+
+from ._states import Status
+
+JSON = dict[str, Any]
+
+
+@attrs.frozen
+class Principal:
+    """Who acts: a user (cookie session), an API key, or runkit itself (``system``).
+
+    ``kind`` decides the trigger fields of runs the principal creates: a user creates runs
+    with ``triggerMethod="ui"`` and ``triggerSourceType="user"``; an API key with ``"api"``.
+    """
+
+    id: str
+    kind: str = "user"  # "user" | "api_key" | "system"
+    groups: frozenset[str] = frozenset()
+
+    @property
+    def trigger_method(self) -> str:
+        return {"user": "ui", "api_key": "api"}.get(self.kind, self.kind)
+
+    @property
+    def trigger_source_type(self) -> str:
+        return self.kind
+
+
+SYSTEM = Principal("runkit", kind="system")
+
+
+@attrs.frozen
+class Run:
+    """A run. The first block is the public resource of the spec; the rest is the engine's
+    bookkeeping, stored with it and changed only through the state table."""
+
+    id: UUID
+    kind: str
+    status: Status
+    created_at: datetime
+    updated_at: datetime
+    definition: JSON = attrs.field(factory=dict)
+    action_id: str | None = None
+    idempotency_key: str | None = None
+    concurrency_key: str | None = None
+    parent_action_run_id: UUID | None = None
+    progress: JSON = attrs.field(factory=dict)
+    result: JSON | None = None
+    error: JSON | None = None
+    retry_count: int = 0
+    interrupt_count: int = 0
+    trigger_method: str | None = None
+    trigger_source_type: str | None = None
+    trigger_source_id: str | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    # --- engine bookkeeping ---------------------------------------------------------------
+    #: Store-assigned insertion order (FIFO within a concurrency key). 0 before insertion.
+    seq: int = 0
+    #: Why the run is in its status: "user", "crashed", "timeout", "retries_exhausted", ...
+    status_reason: str | None = None
+    #: Attempts started (claims). Log entries carry it; the lease fence compares it.
+    attempt: int = 0
+    lease_token: str | None = None
+    worker_id: str | None = None
+    #: When the run's current status times out: lease expiry while leased, approval
+    #: timeout while awaiting approval. The rescuer acts on it.
+    deadline_at: datetime | None = None
+    #: A queued run is not claimed before this (retry backoff).
+    not_before: datetime | None = None
+    concurrency_limit: int = 1
+    #: "<scope>:<key>", unique among runs; None once released (deleted, expired).
+    idempotency_scope: str | None = None
+    fingerprint: str | None = None
+    #: Last log entry id written for this run.
+    log_seq: int = 0
+    #: Opaque state a pausable executor saved; handed back on the next attempt.
+    checkpoint: JSON | None = None
+    #: Approval decisions: ``{"by", "decision", "reason", "at"}`` each.
+    approvals: tuple[JSON, ...] = ()
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at is None:
+            return None
+        end = self.completed_at or self.updated_at
+        return max(0.0, (end - self.started_at).total_seconds())
+
+
+@attrs.frozen
+class NewLogEntry:
+    """A log entry before the store gives it an id."""
+
+    message: str
+    level: str = "info"
+    event: str | None = None
+    data: JSON = attrs.field(factory=dict)
+    occurred_at: datetime | None = None  # the store fills in its clock's time if None
+    attempt: int | None = None  # None: the run's current attempt
+    worker_id: str | None = None
+
+
+@attrs.frozen
+class LogEntry:
+    run_id: UUID
+    seq: int
+    attempt: int
+    level: str
+    message: str
+    occurred_at: datetime
+    event: str | None = None
+    data: JSON = attrs.field(factory=dict)
+    worker_id: str | None = None
+
+    @property
+    def cursor(self) -> str:
+        return make_cursor(self.run_id, self.seq)
+
+
+def make_cursor(run_id: UUID, seq: int) -> str:
+    """A log cursor names its run, so a cursor from another run is refused, not misread."""
+    return f"{run_id.hex[:8]}-{seq}"
+
+
+@attrs.frozen
+class Lease:
+    """What fences a worker's writes: the run, the attempt it claimed and its lease token."""
+
+    run_id: UUID
+    attempt: int
+    token: str
+
+
+@attrs.frozen
+class RunQuery:
+    action_id: str | None = None
+    kind: str | None = None
+    status: Status | None = None
+    parent_action_run_id: UUID | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+@attrs.frozen
+class UserProfile:
+    id: str
+    first_name: str | None = None
+    last_name: str | None = None
+    profile_picture_url: str | None = None
+
+
+@attrs.frozen
+class RunPage:
+    runs: tuple[Run, ...]
+    total: int
+    limit: int
+    offset: int
+    users: Mapping[str, UserProfile] = attrs.field(factory=dict)
+
+    @property
+    def has_next(self) -> bool:
+        return self.offset + len(self.runs) < self.total
+
+
+@attrs.frozen
+class LogPage:
+    entries: tuple[LogEntry, ...]
+    has_more: bool
+    next_cursor: str | None
+
+
+@attrs.frozen
+class Created:
+    """The answer to create: the run, and whether this call made it (False: a replay)."""
+
+    run: Run
+    created: bool
+
+    @property
+    def replayed(self) -> bool:
+        return not self.created
+
+
+@attrs.frozen
+class Expect:
+    """The compare-and-set guard of a store update: the row changes only if its status is
+    one of ``statuses`` and, when given, its attempt and lease token match."""
+
+    statuses: frozenset[Status]
+    attempt: int | None = None
+    lease_token: str | None = None
+
+    def matches(self, run: Run) -> bool:
+        return (
+            run.status in self.statuses
+            and (self.attempt is None or run.attempt == self.attempt)
+            and (self.lease_token is None or run.lease_token == self.lease_token)
+        )

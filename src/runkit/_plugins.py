@@ -1,0 +1,78 @@
+"""The plugin manager: built-ins and entry-point plugins register through the same hooks."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import pluggy
+
+from . import _hookspecs
+from ._errors import ConfigurationError
+from ._kinds import Kind, KindRegistry
+
+ENTRY_POINT_GROUP = "runkit"
+DISABLE_AUTOLOAD_ENV = "RUNKIT_DISABLE_PLUGIN_AUTOLOAD"
+
+
+def make_plugin_manager(
+    plugins: Iterable[object] = (), *, autoload: bool | None = None
+) -> pluggy.PluginManager:
+    """A plugin manager with runkit's hookspecs, the built-in plugins, ``plugins``, and (unless
+    ``autoload`` is False or ``RUNKIT_DISABLE_PLUGIN_AUTOLOAD`` is set) the entry-point group
+    ``runkit``. Malformed plugins fail here, naming the plugin."""
+    pm = pluggy.PluginManager("runkit")
+    pm.add_hookspecs(_hookspecs)
+    for builtin in _builtin_plugins():
+        pm.register(builtin)
+    for plugin in plugins:
+        pm.register(plugin)
+    if autoload is None:
+        autoload = not os.environ.get(DISABLE_AUTOLOAD_ENV)
+    if autoload:
+        try:
+            pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+        except Exception as exc:
+            raise ConfigurationError(f"loading runkit plugins failed: {exc}") from exc
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise ConfigurationError(f"plugin {exc.plugin!r}: {exc}") from exc
+    return pm
+
+
+def _builtin_plugins() -> list[object]:
+    """Built-in kinds, as plugins. The engine package adds its own when importable."""
+    try:
+        from .kinds import builtin_plugins  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:  # the engine's kinds package is optional at this layer
+        return []
+    plugins: list[object] = builtin_plugins()
+    return plugins
+
+
+def collect_kinds(pm: pluggy.PluginManager) -> KindRegistry:
+    registry = KindRegistry()
+    for impl in pm.hook.runkit_register_kinds.get_hookimpls():
+        owner = pm.get_name(impl.plugin) or repr(impl.plugin)
+
+        def register(kind: Kind, _owner: str = owner) -> None:
+            if not isinstance(kind, Kind):
+                raise ConfigurationError(f"{_owner}: register() takes a runkit.Kind, got {kind!r}")
+            registry.register(kind, owner=_owner)
+
+        impl.function(register=register)
+    return registry
+
+
+def collect_storage(pm: pluggy.PluginManager) -> dict[str, Callable[[str], Any]]:
+    factories: dict[str, Callable[[str], Any]] = {}
+
+    def register(scheme: str, factory: Callable[[str], Any]) -> None:
+        if scheme in factories:
+            raise ConfigurationError(f"storage scheme {scheme!r} registered twice")
+        factories[scheme] = factory
+
+    pm.hook.runkit_register_storage(register=register)
+    return factories

@@ -1,0 +1,85 @@
+"""The synchronous facade: a blocking portal around one :class:`~runkit.Runkit`. Not a twin:
+every call runs the async implementation on the portal's event loop thread."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from types import TracebackType
+from typing import Any, Self
+
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+
+from ._service import Runkit
+
+_FORWARDED = frozenset(
+    {
+        "get",
+        "list",
+        "logs",
+        "create",
+        "execute",
+        "pause",
+        "resume",
+        "cancel",
+        "retry",
+        "delete",
+        "approve",
+        "reject",
+        "display_status",
+        "display_statuses",
+    }
+)
+
+
+class SyncRunkit:
+    """``with SyncRunkit(lambda: Runkit("sqlite:///runs.db")) as rk: rk.create("noop")``.
+
+    The factory runs on the portal's loop, so the Runkit is built where it will be used.
+    Methods are those of :class:`Runkit` listed in ``_FORWARDED``, called synchronously.
+    """
+
+    def __init__(self, factory: Callable[[], Runkit], *, backend: str = "asyncio") -> None:
+        self._factory = factory
+        self._backend = backend
+        self._portal_cm: AbstractContextManager[BlockingPortal] | None = None
+        self._portal: BlockingPortal | None = None
+        self.runkit: Runkit | None = None
+
+    def __enter__(self) -> Self:
+        self._portal_cm = start_blocking_portal(self._backend)
+        self._portal = self._portal_cm.__enter__()
+
+        async def build() -> Runkit:
+            rk = self._factory()
+            await rk.__aenter__()
+            return rk
+
+        self.runkit = self._portal.call(build)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._portal is not None and self._portal_cm is not None and self.runkit
+        try:
+            self._portal.call(self.runkit.__aexit__, None, None, None)
+        finally:
+            self._portal_cm.__exit__(exc_type, exc, tb)
+            self._portal = self._portal_cm = None
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in _FORWARDED:
+            raise AttributeError(name)
+        portal, runkit = self._portal, self.runkit
+        if portal is None or runkit is None:
+            raise RuntimeError("use SyncRunkit inside a with block")
+        method = getattr(runkit, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return portal.call(lambda: method(*args, **kwargs))
+
+        return call

@@ -1,0 +1,65 @@
+"""In-process wake-ups: workers sleep until work may be claimable, log tails until entries
+may have been appended. A wake-up is a hint, never a promise: sleepers always re-check the
+store and also wake on a timeout (the polling fallback), so a lost wake-up costs latency,
+never correctness. Cross-process wake-ups (PostgreSQL LISTEN/NOTIFY) feed the same signals.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from uuid import UUID
+
+import anyio
+
+
+class Signal:
+    """A broadcast edge: :meth:`fire` wakes everyone waiting now."""
+
+    def __init__(self) -> None:
+        self._event: anyio.Event | None = None
+
+    def fire(self) -> None:
+        if self._event is not None:
+            self._event.set()
+            self._event = None
+
+    async def wait(self, timeout: float = math.inf) -> bool:
+        """Wait for the next :meth:`fire`; False if ``timeout`` passed first."""
+        if self._event is None:
+            self._event = anyio.Event()
+        event = self._event
+        with anyio.move_on_after(timeout):
+            await event.wait()
+            return True
+        return False
+
+
+class Wakeups:
+    def __init__(self) -> None:
+        self.work = Signal()
+        self._logs: dict[UUID, Signal] = {}
+        #: Called with ("work", None) or ("logs", run_id) after a local signal fires, so a
+        #: backend can tell other processes (PostgreSQL NOTIFY). Set by the engine.
+        self.remote: Callable[[str, UUID | None], None] | None = None
+
+    def work_available(self, *, local_only: bool = False) -> None:
+        self.work.fire()
+        if self.remote is not None and not local_only:
+            self.remote("work", None)
+
+    def logs_appended(self, run_id: UUID, *, local_only: bool = False) -> None:
+        signal = self._logs.get(run_id)
+        if signal is not None:
+            signal.fire()
+        if self.remote is not None and not local_only:
+            self.remote("logs", run_id)
+
+    def logs(self, run_id: UUID) -> Signal:
+        signal = self._logs.get(run_id)
+        if signal is None:
+            signal = self._logs[run_id] = Signal()
+        return signal
+
+    def forget_logs(self, run_id: UUID) -> None:
+        self._logs.pop(run_id, None)

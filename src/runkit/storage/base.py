@@ -1,0 +1,242 @@
+"""The storage contract: eleven atomic primitives, and helpers every backend shares.
+
+A backend stores runs and their log entries and performs each primitive below atomically.
+It decides nothing: which transition is legal, which idempotency key wins, what a claimed run
+looks like are decided by the core (``runkit._service``, ``runkit._states``) and by the helpers
+at the bottom of this module, which every backend calls so that they agree to the letter.
+
+Guarantees every backend gives (the conformance suite in ``runkit.testing`` checks them):
+
+* **Atomic.** Each primitive commits entirely or not at all, including the log entries it
+  appends.
+* **Compare-and-set.** :meth:`Store.update` changes a row only if :class:`~runkit.Expect`
+  matches it at the moment of writing, so a late worker (stale attempt or lease token) or a
+  racing API call changes zero rows.
+* **Keys in the database.** At most one run holds an ``idempotency_scope``; two concurrent
+  inserts with the same scope yield one row and one ``(existing, False)``.
+* **Concurrency slots from rows.** :meth:`Store.claim` counts the key's leased runs in the
+  same transaction as the claim, so no interleaving of claimers (tasks, processes, machines)
+  lets more than ``concurrency_limit`` runs of a key hold a lease at once.
+* **Monotonic log ids.** Entry ids of a run are 1, 2, 3, ... in commit order, never reused
+  (``log_seq`` on the run row), and :meth:`Store.read_logs` is a keyset read.
+"""
+
+from __future__ import annotations
+
+import abc
+import uuid
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any, Self
+from uuid import UUID
+
+import attrs
+
+from .._models import Expect, Lease, LogEntry, NewLogEntry, Run, RunQuery
+from .._states import LEASED, Action, Status, next_status
+
+#: Run fields a store may be asked to change through :meth:`Store.update`.
+MUTABLE_FIELDS = frozenset(
+    {
+        "status",
+        "updated_at",
+        "progress",
+        "result",
+        "error",
+        "retry_count",
+        "interrupt_count",
+        "started_at",
+        "completed_at",
+        "status_reason",
+        "attempt",
+        "lease_token",
+        "worker_id",
+        "deadline_at",
+        "not_before",
+        "idempotency_scope",
+        "checkpoint",
+        "approvals",
+    }
+)
+
+
+class Store(abc.ABC):
+    """A storage backend. Use it as ``async with store:``; the primitives are valid inside."""
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def open(self) -> None:  # noqa: B027 - optional hook
+        """Acquire resources (connections, schema checks). Called once before use."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release what :meth:`open` acquired. Never disposes an engine the host handed in."""
+
+    @abc.abstractmethod
+    async def insert(self, run: Run, entries: Sequence[NewLogEntry]) -> tuple[Run, bool]:
+        """Insert ``run`` (its ``seq`` is assigned here) with ``entries`` as its first log
+        entries and return ``(stored, True)``.
+
+        If ``run.idempotency_scope`` is set and another run holds it, insert nothing and
+        return ``(that_run, False)``. Races between concurrent inserts are settled by a unique
+        index (or an equivalent single critical section), never by check-then-insert.
+        """
+
+    @abc.abstractmethod
+    async def get(self, run_id: UUID) -> Run | None:
+        """The run, or None."""
+
+    @abc.abstractmethod
+    async def list(self, query: RunQuery) -> tuple[list[Run], int]:
+        """Runs matching every filter of ``query``, newest first (``seq`` descending), the
+        page ``query.offset`` .. ``+query.limit``, and the total number matching."""
+
+    @abc.abstractmethod
+    async def update(
+        self,
+        run_id: UUID,
+        expect: Expect,
+        changes: Mapping[str, Any],
+        entries: Sequence[NewLogEntry] = (),
+    ) -> Run | None:
+        """Compare-and-set: if the run exists and ``expect`` matches it, apply ``changes``
+        (keys from :data:`MUTABLE_FIELDS`), append ``entries`` and return the new run;
+        otherwise change nothing and return None."""
+
+    @abc.abstractmethod
+    async def delete(self, run_id: UUID, statuses: Collection[Status]) -> bool:
+        """Delete the run and its log entries if its status is in ``statuses``. Returns
+        whether a row was deleted. Deleting frees its idempotency key."""
+
+    @abc.abstractmethod
+    async def claim(
+        self,
+        worker_id: str,
+        limit: int,
+        *,
+        now: datetime,
+        lease: timedelta,
+        kinds: Collection[str] | None = None,
+    ) -> list[Run]:
+        """Move up to ``limit`` queued runs whose ``not_before`` has passed (and whose kind is
+        in ``kinds``, if given) to running, in ``seq`` order, and return them as claimed.
+
+        A run with a concurrency key is claimed only while fewer than its
+        ``concurrency_limit`` runs of that key are leased (status in ``LEASED``), counted in
+        the same transaction, and only if no earlier due queued run of its key is left
+        behind (FIFO within a key). Each claimed run is transformed by :func:`claimed`.
+        """
+
+    @abc.abstractmethod
+    async def heartbeat(
+        self, leases: Sequence[Lease], *, now: datetime, lease: timedelta
+    ) -> dict[UUID, Status | None]:
+        """Extend every lease still held (status leased, attempt and token matching) to
+        ``now + lease`` and return, for each lease given, the run's status, or None if the
+        lease is lost (other attempt or token, no longer leased, or deleted)."""
+
+    @abc.abstractmethod
+    async def append_logs(
+        self, run_id: UUID, entries: Sequence[NewLogEntry], *, fence: Lease | None = None
+    ) -> list[LogEntry] | None:
+        """Append ``entries`` with the next ids of the run and return them as stored. With a
+        ``fence``, append only while that lease is held (status leased, attempt and token
+        match). None if the run is gone or the fence failed: nothing was written."""
+
+    @abc.abstractmethod
+    async def read_logs(self, run_id: UUID, *, after: int, limit: int) -> list[LogEntry]:
+        """Up to ``limit`` entries with id > ``after``, in id order (a keyset read)."""
+
+    @abc.abstractmethod
+    async def due(self, *, now: datetime, limit: int) -> list[Run]:
+        """Non-terminal runs whose ``deadline_at`` <= ``now``, earliest deadline first."""
+
+    @abc.abstractmethod
+    async def occupancy(self, keys: Collection[str]) -> dict[str, int]:
+        """For each key, how many runs with that concurrency key are leased now."""
+
+
+# --- helpers every backend uses, so that they agree ----------------------------------------
+
+
+def claimed(run: Run, worker_id: str, now: datetime, lease: timedelta) -> tuple[Run, NewLogEntry]:
+    """The run as a claim leaves it, and the audit entry the claim writes."""
+    target = next_status(run.status, Action.CLAIM)
+    assert target is Status.RUNNING
+    attempt = run.attempt + 1
+    new = attrs.evolve(
+        run,
+        status=target,
+        attempt=attempt,
+        lease_token=uuid.uuid4().hex,
+        worker_id=worker_id,
+        deadline_at=now + lease,
+        not_before=None,
+        started_at=run.started_at or now,
+        updated_at=now,
+        status_reason=None,
+    )
+    return new, status_entry(run.status, target, "claimed", worker_id, now, attempt, worker_id)
+
+
+def status_entry(
+    before: Status | None,
+    after: Status | None,
+    reason: str | None,
+    actor: str | None,
+    now: datetime,
+    attempt: int | None = None,
+    worker_id: str | None = None,
+) -> NewLogEntry:
+    """The audit entry every transition writes (event ``status.changed``)."""
+    to = after.value if after is not None else "deleted"
+    frm = before.value if before is not None else None
+    return NewLogEntry(
+        message=f"status {frm or 'new'} -> {to}" + (f" ({reason})" if reason else ""),
+        level="info",
+        event="status.changed",
+        data={"from": frm, "to": to, "reason": reason, "actor": actor},
+        occurred_at=now,
+        attempt=attempt,
+        worker_id=worker_id,
+    )
+
+
+def fence_expect(lease: Lease) -> Expect:
+    return Expect(statuses=LEASED, attempt=lease.attempt, lease_token=lease.token)
+
+
+def materialize(
+    run: Run, entries: Sequence[NewLogEntry], start_seq: int, now: datetime
+) -> list[LogEntry]:
+    """Give ``entries`` the ids ``start_seq + 1 ...`` and fill in defaults from ``run``."""
+    return [
+        LogEntry(
+            run_id=run.id,
+            seq=start_seq + i,
+            attempt=e.attempt if e.attempt is not None else run.attempt,
+            level=e.level,
+            message=e.message,
+            occurred_at=e.occurred_at or now,
+            event=e.event,
+            data=dict(e.data),
+            worker_id=e.worker_id,
+        )
+        for i, e in enumerate(entries, start=1)
+    ]
+
+
+def check_changes(changes: Mapping[str, Any]) -> None:
+    unknown = set(changes) - MUTABLE_FIELDS
+    if unknown:
+        raise ValueError(f"fields not changeable through update(): {sorted(unknown)}")

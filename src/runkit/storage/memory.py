@@ -1,0 +1,190 @@
+"""The in-memory store: the reference backend, for tests and embedding.
+
+Every primitive runs without awaiting inside it, so on one event loop each is atomic by
+construction (no lock needed). The store is not shared across processes or threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import attrs
+
+from .._models import Expect, Lease, LogEntry, NewLogEntry, Run, RunQuery
+from .._states import LEASED, TERMINAL, Status
+from .base import Store, check_changes, claimed, fence_expect, materialize
+
+
+class MemoryStore(Store):
+    def __init__(self) -> None:
+        self._runs: dict[UUID, Run] = {}
+        self._logs: dict[UUID, list[LogEntry]] = {}
+        self._scopes: dict[str, UUID] = {}
+        self._seq = 0
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _append(self, run: Run, entries: Sequence[NewLogEntry]) -> tuple[Run, list[LogEntry]]:
+        if not entries:
+            return run, []
+        now = datetime.now(UTC)
+        stored = materialize(run, entries, run.log_seq, now)
+        self._logs.setdefault(run.id, []).extend(stored)
+        run = attrs.evolve(run, log_seq=run.log_seq + len(stored))
+        self._runs[run.id] = run
+        return run, stored
+
+    # -- primitives ------------------------------------------------------------------------
+    async def insert(self, run: Run, entries: Sequence[NewLogEntry]) -> tuple[Run, bool]:
+        if run.idempotency_scope is not None:
+            holder = self._scopes.get(run.idempotency_scope)
+            if holder is not None:
+                return self._runs[holder], False
+        if run.id in self._runs:
+            raise ValueError(f"run {run.id} exists")
+        self._seq += 1
+        run = attrs.evolve(run, seq=self._seq, log_seq=0)
+        self._runs[run.id] = run
+        self._logs[run.id] = []
+        if run.idempotency_scope is not None:
+            self._scopes[run.idempotency_scope] = run.id
+        run, _ = self._append(run, entries)
+        return run, True
+
+    async def get(self, run_id: UUID) -> Run | None:
+        return self._runs.get(run_id)
+
+    async def list(self, query: RunQuery) -> tuple[list[Run], int]:
+        matching = [
+            r
+            for r in self._runs.values()
+            if (query.action_id is None or r.action_id == query.action_id)
+            and (query.kind is None or r.kind == query.kind)
+            and (query.status is None or r.status is query.status)
+            and (
+                query.parent_action_run_id is None
+                or r.parent_action_run_id == query.parent_action_run_id
+            )
+        ]
+        matching.sort(key=lambda r: r.seq, reverse=True)
+        return matching[query.offset : query.offset + query.limit], len(matching)
+
+    async def update(
+        self,
+        run_id: UUID,
+        expect: Expect,
+        changes: Mapping[str, Any],
+        entries: Sequence[NewLogEntry] = (),
+    ) -> Run | None:
+        check_changes(changes)
+        run = self._runs.get(run_id)
+        if run is None or not expect.matches(run):
+            return None
+        new = attrs.evolve(run, **changes)
+        if new.idempotency_scope != run.idempotency_scope:
+            if run.idempotency_scope is not None:
+                self._scopes.pop(run.idempotency_scope, None)
+            if new.idempotency_scope is not None:
+                if new.idempotency_scope in self._scopes:
+                    raise ValueError("idempotency scope already held")
+                self._scopes[new.idempotency_scope] = run_id
+        self._runs[run_id] = new
+        new, _ = self._append(new, entries)
+        return new
+
+    async def delete(self, run_id: UUID, statuses: Collection[Status]) -> bool:
+        run = self._runs.get(run_id)
+        if run is None or run.status not in statuses:
+            return False
+        del self._runs[run_id]
+        self._logs.pop(run_id, None)
+        if run.idempotency_scope is not None:
+            self._scopes.pop(run.idempotency_scope, None)
+        return True
+
+    async def claim(
+        self,
+        worker_id: str,
+        limit: int,
+        *,
+        now: datetime,
+        lease: timedelta,
+        kinds: Collection[str] | None = None,
+    ) -> list[Run]:
+        held: dict[str, int] = {}
+        for r in self._runs.values():
+            if r.concurrency_key is not None and r.status in LEASED:
+                held[r.concurrency_key] = held.get(r.concurrency_key, 0) + 1
+        blocked: set[str] = set()  # keys whose head of line could not be claimed
+        out: list[Run] = []
+        queued = sorted(
+            (r for r in self._runs.values() if r.status is Status.QUEUED), key=lambda r: r.seq
+        )
+        for run in queued:
+            if len(out) >= limit:
+                break
+            if run.not_before is not None and run.not_before > now:
+                continue  # a delayed run never blocks an eligible one of its key
+            key = run.concurrency_key
+            if key is not None:
+                if key in blocked or held.get(key, 0) >= run.concurrency_limit:
+                    blocked.add(key)
+                    continue
+            if kinds is not None and run.kind not in kinds:
+                if key is not None:
+                    blocked.add(key)  # FIFO: a later run of the key must not overtake it
+                continue
+            new, entry = claimed(run, worker_id, now, lease)
+            self._runs[run.id] = new
+            new, _ = self._append(new, [entry])
+            if key is not None:
+                held[key] = held.get(key, 0) + 1
+            out.append(new)
+        return out
+
+    async def heartbeat(
+        self, leases: Sequence[Lease], *, now: datetime, lease: timedelta
+    ) -> dict[UUID, Status | None]:
+        out: dict[UUID, Status | None] = {}
+        for held in leases:
+            run = self._runs.get(held.run_id)
+            if run is None or not fence_expect(held).matches(run):
+                out[held.run_id] = None
+                continue
+            self._runs[run.id] = attrs.evolve(run, deadline_at=now + lease)
+            out[held.run_id] = run.status
+        return out
+
+    async def append_logs(
+        self, run_id: UUID, entries: Sequence[NewLogEntry], *, fence: Lease | None = None
+    ) -> list[LogEntry] | None:
+        run = self._runs.get(run_id)
+        if run is None or (fence is not None and not fence_expect(fence).matches(run)):
+            return None
+        _, stored = self._append(run, entries)
+        return stored
+
+    async def read_logs(self, run_id: UUID, *, after: int, limit: int) -> list[LogEntry]:
+        logs = self._logs.get(run_id, [])
+        # ids are 1..n in list order, so the entry with id `after` sits at index after - 1.
+        start = max(0, after)
+        return logs[start : start + limit]
+
+    async def due(self, *, now: datetime, limit: int) -> list[Run]:
+        found = [
+            r
+            for r in self._runs.values()
+            if r.deadline_at is not None and r.deadline_at <= now and r.status not in TERMINAL
+        ]
+        found.sort(key=lambda r: (r.deadline_at, r.seq))
+        return found[:limit]
+
+    async def occupancy(self, keys: Collection[str]) -> dict[str, int]:
+        wanted = set(keys)
+        out = dict.fromkeys(wanted, 0)
+        for r in self._runs.values():
+            if r.concurrency_key in wanted and r.status in LEASED:
+                out[r.concurrency_key] += 1
+        return out
