@@ -65,6 +65,7 @@ __all__ = [
     "Runkit",
     "RunkitError",
     "Settings",
+    "Status",
     "StorageUnavailable",
     "SyncRunkit",
     "SystemClock",

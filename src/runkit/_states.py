@@ -5,7 +5,7 @@ a worker or the rescuer (claim, complete, interrupt, ...), is a lookup of ``(sta
 in :data:`TRANSITIONS`. A missing row is an illegal move and raises
 :class:`~runkit.IllegalTransition`; nothing else in runkit compares statuses to decide a
 move. The docs' table and diagram are generated from this module (``docs/state-machine.md``,
-``python -m runkit.states``).
+``python docs/generate.py``).
 """
 
 from __future__ import annotations
@@ -171,3 +171,13 @@ def markdown_table() -> str:
         for s, a, t in edges()
     ]
     return "\n".join([header, *rows])
+
+
+def render_docs(template: str) -> str:
+    """``template`` with the generated table and diagram between their markers."""
+    for name, body in (("table", markdown_table()), ("diagram", f"```mermaid\n{mermaid()}\n```")):
+        start, end = f"<!-- generated:{name} -->", f"<!-- /generated:{name} -->"
+        head, _, rest = template.partition(start)
+        _, _, tail = rest.partition(end)
+        template = f"{head}{start}\n{body}\n{end}{tail}"
+    return template

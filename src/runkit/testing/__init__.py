@@ -1,0 +1,9 @@
+"""Test support for runkit users and plugin authors: the storage conformance suite, a
+controllable clock, hypothesis strategies. Importing this module needs pytest and
+hypothesis (the ``test`` extra)."""
+
+from .._clock import ManualClock
+from ._conformance import StoreConformance, make_run
+from ._strategies import json_objects, json_values, runs
+
+__all__ = ["ManualClock", "StoreConformance", "json_objects", "json_values", "make_run", "runs"]

@@ -1,0 +1,424 @@
+"""The storage conformance suite: what every backend must do, checked the same way.
+
+Subclass :class:`StoreConformance` in a test module and provide a ``store`` fixture (an
+opened store on an empty database); override ``store_twins`` to return several store
+instances on the *same* database, so the concurrency checks race real connections::
+
+    class TestMyStore(StoreConformance):
+        @pytest.fixture
+        async def store(self):
+            async with MyStore(url) as s:
+                yield s
+
+The suite runs under anyio (``pytest.mark.anyio``); define an ``anyio_backend`` fixture.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+import anyio
+import attrs
+import pytest
+
+from .._models import Expect, Lease, NewLogEntry, Run, RunQuery
+from .._states import LEASED, Status
+from ..storage.base import Store, status_entry
+
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+LEASE = timedelta(seconds=30)
+
+
+def make_run(**overrides: Any) -> Run:
+    """A valid run in ``pending`` (or as ``overrides`` say), not yet stored."""
+    fields: dict[str, Any] = {
+        "id": uuid4(),
+        "kind": "noop",
+        "status": Status.PENDING,
+        "created_at": T0,
+        "updated_at": T0,
+    }
+    fields.update(overrides)
+    return Run(**fields)
+
+
+def entry(message: str, **kw: Any) -> NewLogEntry:
+    return NewLogEntry(message=message, occurred_at=kw.pop("occurred_at", T0), **kw)
+
+
+async def _queued(store: Store, n: int = 1, **overrides: Any) -> list[Run]:
+    out = []
+    for _ in range(n):
+        run, created = await store.insert(make_run(status=Status.QUEUED, **overrides), [])
+        assert created
+        out.append(run)
+    return out
+
+
+def _lease(run: Run) -> Lease:
+    assert run.lease_token is not None
+    return Lease(run.id, run.attempt, run.lease_token)
+
+
+class StoreConformance:
+    """Every test here must pass for every backend."""
+
+    pytestmark = pytest.mark.anyio
+
+    @pytest.fixture
+    def store(self) -> Store:
+        raise NotImplementedError("define a `store` fixture yielding an opened, empty store")
+
+    @pytest.fixture
+    def store_twins(self, store: Store) -> list[Store]:
+        """Store instances sharing ``store``'s database (override for real concurrency)."""
+        return [store]
+
+    # ---------------------------------------------------------------- insert / get -------
+    async def test_insert_and_get_round_trip_every_field(self, store: Store) -> None:
+        parent, _ = await store.insert(make_run(), [])
+        run = make_run(
+            definition={"url": "https://example.org/ü", "nested": {"list": [1, 2.5, None, True]}},
+            action_id="act-1",
+            idempotency_key="key-1",
+            concurrency_key="deploy",
+            concurrency_limit=3,
+            parent_action_run_id=parent.id,
+            progress={"pct": 12},
+            trigger_method="ui",
+            trigger_source_type="user",
+            trigger_source_id="u-1",
+            idempotency_scope="g:key-1",
+            fingerprint="f" * 64,
+            checkpoint={"at": 3},
+            approvals=({"by": "u-2", "decision": "approve", "reason": None, "at": "x"},),
+            not_before=T0 + timedelta(seconds=5),
+            started_at=T0 + timedelta(microseconds=123456),
+        )
+        stored, created = await store.insert(run, [entry("created"), entry("second")])
+        assert created
+        assert stored.seq > parent.seq
+        assert stored.log_seq == 2
+        got = await store.get(run.id)
+        assert got == stored
+        assert attrs.evolve(got, seq=0, log_seq=0) == run
+        assert got.created_at.tzinfo is not None
+        assert got.started_at == T0 + timedelta(microseconds=123456)
+
+    async def test_get_missing_is_none(self, store: Store) -> None:
+        assert await store.get(uuid4()) is None
+
+    async def test_seq_increases_in_insert_order(self, store: Store) -> None:
+        runs = [(await store.insert(make_run(), []))[0] for _ in range(5)]
+        seqs = [r.seq for r in runs]
+        assert seqs == sorted(seqs) and len(set(seqs)) == 5
+
+    async def test_idempotency_scope_returns_existing_and_writes_nothing(
+        self, store: Store
+    ) -> None:
+        first, created = await store.insert(
+            make_run(idempotency_scope="g:a", idempotency_key="a"), [entry("one")]
+        )
+        assert created
+        again, created2 = await store.insert(
+            make_run(idempotency_scope="g:a", idempotency_key="a"), [entry("two")]
+        )
+        assert not created2
+        assert again.id == first.id
+        runs, total = await store.list(RunQuery())
+        assert total == 1
+        assert [e.message for e in await store.read_logs(first.id, after=0, limit=10)] == ["one"]
+
+    async def test_concurrent_idempotent_inserts_make_one_run(
+        self, store_twins: list[Store]
+    ) -> None:
+        results: list[tuple[Run, bool]] = []
+
+        async def insert(i: int) -> None:
+            s = store_twins[i % len(store_twins)]
+            results.append(
+                await s.insert(make_run(idempotency_scope="g:race", idempotency_key="race"), [])
+            )
+
+        async with anyio.create_task_group() as tg:
+            for i in range(50):
+                tg.start_soon(insert, i)
+        assert sum(created for _, created in results) == 1
+        assert len({run.id for run, _ in results}) == 1
+        _, total = await store_twins[0].list(RunQuery())
+        assert total == 1
+
+    # ---------------------------------------------------------------- list ----------------
+    async def test_list_filters_order_and_pages(self, store: Store) -> None:
+        parent, _ = await store.insert(make_run(kind="parent"), [])
+        made = []
+        for i in range(7):
+            run, _ = await store.insert(
+                make_run(
+                    kind="a" if i % 2 else "b",
+                    action_id=f"act-{i % 3}",
+                    status=Status.QUEUED if i < 3 else Status.PENDING,
+                    parent_action_run_id=parent.id if i % 2 else None,
+                ),
+                [],
+            )
+            made.append(run)
+        runs, total = await store.list(RunQuery(limit=3))
+        assert total == 8
+        assert [r.id for r in runs] == [r.id for r in reversed(made)][:3]
+        page2, _ = await store.list(RunQuery(limit=3, offset=3))
+        assert [r.id for r in page2] == [r.id for r in reversed(made)][3:6]
+        beyond, total_beyond = await store.list(RunQuery(limit=3, offset=50))
+        assert beyond == [] and total_beyond == 8
+
+        def ids(rs: list[Run]) -> set[UUID]:
+            return {r.id for r in rs}
+
+        by_kind, n = await store.list(RunQuery(kind="a"))
+        assert ids(by_kind) == {r.id for r in made if r.kind == "a"} and n == 3
+        by_status, n = await store.list(RunQuery(status=Status.QUEUED))
+        assert ids(by_status) == {r.id for r in made[:3]} and n == 3
+        by_action, n = await store.list(RunQuery(action_id="act-1"))
+        assert ids(by_action) == {r.id for r in made if r.action_id == "act-1"}
+        by_parent, n = await store.list(RunQuery(parent_action_run_id=parent.id))
+        assert ids(by_parent) == {r.id for r in made if r.parent_action_run_id == parent.id}
+        both, n = await store.list(RunQuery(kind="a", status=Status.QUEUED))
+        assert ids(both) == {r.id for r in made[:3] if r.kind == "a"} and n == len(both)
+
+    # ---------------------------------------------------------------- update (CAS) --------
+    async def test_update_applies_changes_and_entries_when_expect_matches(
+        self, store: Store
+    ) -> None:
+        run, _ = await store.insert(make_run(), [entry("created")])
+        later = T0 + timedelta(seconds=1)
+        new = await store.update(
+            run.id,
+            Expect(frozenset({Status.PENDING})),
+            {"status": Status.QUEUED, "updated_at": later, "progress": {"a": 1}},
+            [status_entry(Status.PENDING, Status.QUEUED, "execute", "u", later)],
+        )
+        assert new is not None
+        assert new.status is Status.QUEUED and new.progress == {"a": 1}
+        assert new.updated_at == later and new.log_seq == 2
+        assert await store.get(run.id) == new
+        logs = await store.read_logs(run.id, after=0, limit=10)
+        assert [e.seq for e in logs] == [1, 2]
+        assert logs[1].event == "status.changed"
+        assert logs[1].data == {
+            "from": "pending",
+            "to": "queued",
+            "reason": "execute",
+            "actor": "u",
+        }
+
+    async def test_update_refuses_on_status_attempt_or_token_mismatch(self, store: Store) -> None:
+        run, _ = await store.insert(
+            make_run(status=Status.RUNNING, attempt=2, lease_token="tok"), []
+        )
+        for expect in (
+            Expect(frozenset({Status.QUEUED})),
+            Expect(LEASED, attempt=1, lease_token="tok"),
+            Expect(LEASED, attempt=2, lease_token="other"),
+        ):
+            assert await store.update(run.id, expect, {"progress": {"x": 1}}, [entry("no")]) is None
+        assert await store.get(run.id) == run
+        assert await store.read_logs(run.id, after=0, limit=10) == []
+        assert await store.update(uuid4(), Expect(frozenset(Status)), {"progress": {}}) is None
+        ok = await store.update(run.id, Expect(LEASED, 2, "tok"), {"progress": {"x": 1}})
+        assert ok is not None and ok.progress == {"x": 1}
+
+    async def test_update_can_release_idempotency_scope(self, store: Store) -> None:
+        run, _ = await store.insert(make_run(idempotency_scope="g:k", idempotency_key="k"), [])
+        assert await store.update(run.id, Expect(frozenset(Status)), {"idempotency_scope": None})
+        again, created = await store.insert(
+            make_run(idempotency_scope="g:k", idempotency_key="k"), []
+        )
+        assert created and again.id != run.id
+
+    async def test_concurrent_cas_has_one_winner(self, store_twins: list[Store]) -> None:
+        run, _ = await store_twins[0].insert(make_run(), [])
+        wins: list[Run | None] = []
+
+        async def move(i: int) -> None:
+            s = store_twins[i % len(store_twins)]
+            wins.append(
+                await s.update(
+                    run.id,
+                    Expect(frozenset({Status.PENDING})),
+                    {"status": Status.QUEUED, "progress": {"by": i}},
+                    [entry(f"by {i}")],
+                )
+            )
+
+        async with anyio.create_task_group() as tg:
+            for i in range(20):
+                tg.start_soon(move, i)
+        assert sum(w is not None for w in wins) == 1
+        assert len(await store_twins[0].read_logs(run.id, after=0, limit=100)) == 1
+
+    # ---------------------------------------------------------------- delete -------------
+    async def test_delete_respects_status_and_frees_key_and_logs(self, store: Store) -> None:
+        run, _ = await store.insert(
+            make_run(idempotency_scope="g:d", idempotency_key="d"), [entry("x")]
+        )
+        assert not await store.delete(run.id, {Status.SUCCEEDED})
+        assert await store.get(run.id) is not None
+        assert await store.delete(run.id, {Status.PENDING})
+        assert await store.get(run.id) is None
+        assert await store.read_logs(run.id, after=0, limit=10) == []
+        assert not await store.delete(run.id, {Status.PENDING})
+        _, created = await store.insert(make_run(idempotency_scope="g:d"), [])
+        assert created
+
+    # ---------------------------------------------------------------- claim --------------
+    async def test_claim_takes_oldest_due_runs_and_leases_them(self, store: Store) -> None:
+        runs = await _queued(store, 4)
+        await store.insert(make_run(status=Status.PENDING), [])
+        claimed = await store.claim("w1", 3, now=T0, lease=LEASE)
+        assert [r.id for r in claimed] == [r.id for r in runs[:3]]
+        for r in claimed:
+            assert r.status is Status.RUNNING and r.attempt == 1 and r.worker_id == "w1"
+            assert r.lease_token and r.deadline_at == T0 + LEASE and r.started_at == T0
+            assert await store.get(r.id) == r
+            (log,) = await store.read_logs(r.id, after=0, limit=10)
+            assert log.event == "status.changed" and log.data["to"] == "running"
+            assert log.attempt == 1 and log.worker_id == "w1"
+        assert len({r.lease_token for r in claimed}) == 3
+        rest = await store.claim("w2", 10, now=T0, lease=LEASE)
+        assert [r.id for r in rest] == [runs[3].id]
+        assert await store.claim("w2", 10, now=T0, lease=LEASE) == []
+
+    async def test_claim_honours_not_before_and_kinds(self, store: Store) -> None:
+        (later,) = await _queued(store, 1, not_before=T0 + timedelta(seconds=10))
+        (other,) = await _queued(store, 1, kind="other")
+        (now_run,) = await _queued(store, 1)
+        claimed = await store.claim("w", 10, now=T0, lease=LEASE, kinds={"noop"})
+        assert [r.id for r in claimed] == [now_run.id]
+        claimed = await store.claim("w", 10, now=T0 + timedelta(seconds=10), lease=LEASE)
+        assert {r.id for r in claimed} == {later.id, other.id}
+
+    async def test_claim_keeps_concurrency_limit_and_fifo_within_key(self, store: Store) -> None:
+        a1, a2, a3 = await _queued(store, 3, concurrency_key="a")
+        (free,) = await _queued(store, 1)
+        b1, b2, b3 = await _queued(store, 3, concurrency_key="b", concurrency_limit=2)
+        claimed = await store.claim("w", 10, now=T0, lease=LEASE)
+        assert [r.id for r in claimed] == [a1.id, free.id, b1.id, b2.id]
+        assert await store.claim("w", 10, now=T0, lease=LEASE) == []
+        assert await store.occupancy(["a", "b", "c"]) == {"a": 1, "b": 2, "c": 0}
+        done = await store.update(
+            a1.id, Expect(LEASED), {"status": Status.SUCCEEDED, "lease_token": None}
+        )
+        assert done is not None
+        claimed = await store.claim("w", 10, now=T0, lease=LEASE)
+        assert [r.id for r in claimed] == [a2.id]
+
+    async def test_delayed_run_does_not_block_its_key(self, store: Store) -> None:
+        (delayed,) = await _queued(store, 1, concurrency_key="k", not_before=T0 + LEASE)
+        (ready,) = await _queued(store, 1, concurrency_key="k")
+        claimed = await store.claim("w", 10, now=T0, lease=LEASE)
+        assert [r.id for r in claimed] == [ready.id]
+        assert delayed.status is Status.QUEUED
+
+    async def test_paused_and_parked_runs_hold_no_slot(self, store: Store) -> None:
+        await store.insert(make_run(status=Status.PAUSED, concurrency_key="k"), [])
+        await store.insert(make_run(status=Status.AWAITING_APPROVAL, concurrency_key="k"), [])
+        (queued,) = await _queued(store, 1, concurrency_key="k")
+        assert [r.id for r in await store.claim("w", 10, now=T0, lease=LEASE)] == [queued.id]
+
+    async def test_concurrent_claimers_never_share_a_run(self, store_twins: list[Store]) -> None:
+        await _queued(store_twins[0], 60)
+        await _queued(store_twins[0], 20, concurrency_key="one")
+        got: list[Run] = []
+
+        async def claimer(i: int) -> None:
+            s = store_twins[i % len(store_twins)]
+            for _ in range(30):
+                got.extend(await s.claim(f"w{i}", 3, now=T0, lease=LEASE))
+
+        async with anyio.create_task_group() as tg:
+            for i in range(6):
+                tg.start_soon(claimer, i)
+        counts = Counter(r.id for r in got)
+        assert all(c == 1 for c in counts.values())
+        assert len(counts) == 61  # every free run, and exactly one of key "one"
+        assert sum(1 for r in got if r.concurrency_key == "one") == 1
+
+    # ---------------------------------------------------------------- heartbeat ----------
+    async def test_heartbeat_extends_held_leases_and_reports_lost_ones(self, store: Store) -> None:
+        await _queued(store, 2)
+        r1, r2 = await store.claim("w", 2, now=T0, lease=LEASE)
+        cancelling = await store.update(r2.id, Expect(LEASED), {"status": Status.CANCELLING})
+        assert cancelling is not None
+        stale = Lease(r1.id, r1.attempt, "not-the-token")
+        gone = Lease(uuid4(), 1, "x")
+        later = T0 + timedelta(seconds=10)
+        answer = await store.heartbeat([_lease(r1), _lease(r2), gone], now=later, lease=LEASE)
+        assert answer == {r1.id: Status.RUNNING, r2.id: Status.CANCELLING, gone.run_id: None}
+        got1 = await store.get(r1.id)
+        assert got1 is not None and got1.deadline_at == later + LEASE
+        lost = await store.heartbeat([stale], now=later, lease=LEASE)
+        assert lost == {r1.id: None}
+
+    # ---------------------------------------------------------------- logs ---------------
+    async def test_append_and_read_logs_with_cursor(self, store: Store) -> None:
+        run, _ = await store.insert(make_run(), [entry("created")])
+        stored = await store.append_logs(
+            run.id, [entry(f"line {i}", data={"i": i}, level="debug") for i in range(5)]
+        )
+        assert stored is not None and [e.seq for e in stored] == [2, 3, 4, 5, 6]
+        assert stored[0].data == {"i": 0} and stored[0].level == "debug"
+        page = await store.read_logs(run.id, after=2, limit=2)
+        assert [e.seq for e in page] == [3, 4]
+        assert [e.message for e in page] == ["line 1", "line 2"]
+        assert await store.read_logs(run.id, after=6, limit=10) == []
+        assert [e.seq for e in await store.read_logs(run.id, after=0, limit=100)] == list(
+            range(1, 7)
+        )
+        assert await store.append_logs(uuid4(), [entry("x")]) is None
+
+    async def test_fenced_append_writes_nothing_without_the_lease(self, store: Store) -> None:
+        await _queued(store, 1)
+        (run,) = await store.claim("w", 1, now=T0, lease=LEASE)
+        ok = await store.append_logs(run.id, [entry("mine", worker_id="w")], fence=_lease(run))
+        assert ok is not None and ok[0].attempt == 1 and ok[0].worker_id == "w"
+        stale = Lease(run.id, run.attempt, "stolen")
+        assert await store.append_logs(run.id, [entry("late")], fence=stale) is None
+        assert [e.message for e in await store.read_logs(run.id, after=1, limit=10)] == ["mine"]
+
+    async def test_log_ids_stay_monotonic_across_writers(self, store_twins: list[Store]) -> None:
+        run, _ = await store_twins[0].insert(make_run(), [])
+
+        async def writer(i: int) -> None:
+            s = store_twins[i % len(store_twins)]
+            for j in range(10):
+                await s.append_logs(run.id, [entry(f"{i}-{j}"), entry(f"{i}-{j}b")])
+
+        async with anyio.create_task_group() as tg:
+            for i in range(4):
+                tg.start_soon(writer, i)
+        logs = await store_twins[0].read_logs(run.id, after=0, limit=1000)
+        assert [e.seq for e in logs] == list(range(1, 81))
+        got = await store_twins[0].get(run.id)
+        assert got is not None and got.log_seq == 80
+
+    # ---------------------------------------------------------------- due / occupancy ----
+    async def test_due_finds_expired_deadlines_only(self, store: Store) -> None:
+        a, _ = await store.insert(make_run(status=Status.RUNNING, deadline_at=T0), [])
+        b, _ = await store.insert(
+            make_run(status=Status.AWAITING_APPROVAL, deadline_at=T0 - LEASE), []
+        )
+        await store.insert(make_run(status=Status.RUNNING, deadline_at=T0 + LEASE), [])
+        await store.insert(make_run(status=Status.SUCCEEDED, deadline_at=T0 - LEASE), [])
+        due = await store.due(now=T0, limit=10)
+        assert [r.id for r in due] == [b.id, a.id]
+        assert [r.id for r in await store.due(now=T0, limit=1)] == [b.id]
+
+    async def test_occupancy_counts_leased_statuses(self, store: Store) -> None:
+        for status in (Status.RUNNING, Status.PAUSING, Status.CANCELLING, Status.QUEUED):
+            await store.insert(make_run(status=status, concurrency_key="k"), [])
+        await store.insert(make_run(status=Status.PAUSED, concurrency_key="k"), [])
+        assert await store.occupancy(["k"]) == {"k": 3}
+        assert await store.occupancy([]) == {}
