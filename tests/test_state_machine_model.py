@@ -15,22 +15,23 @@ import tempfile
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import anyio
 import attrs
 import pytest
+import sqlalchemy as sa
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
     RuleBasedStateMachine,
-    consumes,
     initialize,
     invariant,
     precondition,
     rule,
 )
+from sqlalchemy.pool import NullPool
 
 from runkit import (
     ApprovalPolicy,
@@ -41,8 +42,8 @@ from runkit import (
     LeaseLost,
     ManualClock,
     NewLogEntry,
-    RunkitError,
     Runkit,
+    RunkitError,
     RunNotFound,
     Settings,
     Status,
@@ -50,6 +51,7 @@ from runkit import (
 from runkit._states import LEASED, TERMINAL, TRANSITIONS, Action
 from runkit.storage.memory import MemoryStore
 from runkit.storage.sql import SqlStore
+from sql_fixtures import PG_URL, _with_search_path
 
 
 @attrs.define
@@ -94,12 +96,35 @@ class ModelRun:
         self.status = target
 
 
-def _backends(pg_url: str | None) -> list[Callable[[], Any]]:
+def _backends(fresh_pg_url: Callable[[], str] | None) -> list[Callable[[], Any]]:
+    """Store makers; each call makes an empty database, since every example starts anew."""
     makers: list[Callable[[], Any]] = [MemoryStore]
     makers.append(lambda: SqlStore(f"sqlite:///{tempfile.mkdtemp()}/model.db", create_schema=True))
-    if pg_url is not None:
-        makers.append(lambda: SqlStore(pg_url, create_schema=True))
+    if fresh_pg_url is not None:
+        makers.append(lambda: SqlStore(fresh_pg_url(), create_schema=True))
     return makers
+
+
+@pytest.fixture
+def fresh_pg_url() -> Iterator[Callable[[], str]]:
+    """Makes a new PostgreSQL schema per call; drops them all at teardown."""
+    admin = sa.create_engine(PG_URL, poolclass=NullPool)
+    made: list[str] = []
+
+    def make() -> str:
+        schema = f"rk_model_{uuid4().hex[:12]}"
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+        made.append(schema)
+        return _with_search_path(PG_URL, schema)
+
+    try:
+        yield make
+    finally:
+        with admin.begin() as conn:
+            for schema in made:
+                conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        admin.dispose()
 
 
 class RunkitMachine(RuleBasedStateMachine):
@@ -446,7 +471,7 @@ class RunkitMachine(RuleBasedStateMachine):
 
     @invariant()
     def keys_and_logs_hold(self) -> None:
-        for i, rk in enumerate(self.rks):
+        for rk in self.rks:
             page = self.portal.call(lambda rk=rk: rk.list(limit=100))
             held: dict[str, int] = {}
             idem: dict[str, int] = {}
@@ -477,8 +502,8 @@ def test_state_machine_memory_and_sqlite() -> None:
 
 
 @pytest.mark.slow
-def test_state_machine_against_postgres(pg_url: str) -> None:
-    with _machine(_backends(pg_url)) as machine:
+def test_state_machine_against_postgres(fresh_pg_url: Callable[[], str]) -> None:
+    with _machine(_backends(fresh_pg_url)) as machine:
         machine.TestCase().runTest()
 
 
@@ -487,7 +512,7 @@ def test_anyio_backends_are_both_supported() -> None:
 
     async def scenario() -> Status:
         async with Runkit("memory://", kinds=KINDS, autoload_plugins=False) as rk:
-            created = await rk.create("t_noop", execute=True)
+            await rk.create("t_noop", execute=True)
             (claimed,) = await rk.claim("w", 1)
             assert claimed.lease_token
             lease = Lease(claimed.id, claimed.attempt, claimed.lease_token)
