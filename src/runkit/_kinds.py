@@ -75,25 +75,26 @@ def _flatten(exc: BaseException, path: tuple[str | int, ...]) -> Iterator[ErrorD
             yield ErrorDetail((*path, key), "extra field not permitted", "extra_forbidden")
         return
     if isinstance(exc, ClassValidationError):
-        with_notes, without = exc.group_exceptions()
-        for sub, note in with_notes:
-            yield from _flatten(sub, (*path, camel(str(note.name))))
-        for sub in without:
+        by_field, other = exc.group_exceptions()
+        for sub, field_note in by_field:
+            yield from _flatten(sub, (*path, camel(str(field_note.name))))
+        for sub in other:
             yield from _flatten(sub, path)
         return
     if isinstance(exc, IterableValidationError):
-        with_notes, without = exc.group_exceptions()
-        for sub, note in with_notes:
-            yield from _flatten(sub, (*path, note.index))
-        for sub in without:
+        by_index, rest = exc.group_exceptions()
+        for sub, index_note in by_index:
+            index: int | str = index_note.index
+            yield from _flatten(sub, (*path, index))
+        for sub in rest:
             yield from _flatten(sub, path)
         return
     if isinstance(exc, KeyError):
         yield ErrorDetail(path, "field required", "missing")
         return
     if isinstance(exc, BaseExceptionGroup):
-        for sub in exc.exceptions:
-            yield from _flatten(sub, path)
+        for member in exc.exceptions:
+            yield from _flatten(member, path)
         return
     yield ErrorDetail(path, str(exc) or type(exc).__name__, "type_error")
 

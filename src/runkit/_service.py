@@ -3,6 +3,7 @@ and every move of a run is a lookup in the state table followed by a compare-and
 
 from __future__ import annotations
 
+import builtins
 import inspect
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -169,7 +170,9 @@ class Runkit:
         next_cursor = entries[-1].cursor if entries else (after or None)
         return LogPage(tuple(entries), has_more, next_cursor)
 
-    async def read_log_entries(self, run_id: UUID, after: int, limit: int) -> list[LogEntry]:
+    async def read_log_entries(
+        self, run_id: UUID, after: int, limit: int
+    ) -> builtins.list[LogEntry]:
         """Raw keyset read for streams (no validation; ``after`` is a log id)."""
         return await self.store.read_logs(run_id, after=after, limit=limit)
 
@@ -190,7 +193,7 @@ class Runkit:
             required_approvals=policy.required if policy else None,
         )
 
-    async def display_statuses(self, runs: Sequence[Run]) -> list[str]:
+    async def display_statuses(self, runs: Sequence[Run]) -> builtins.list[str]:
         """Display statuses for a page of runs with one occupancy query for all keys."""
         keys = {r.concurrency_key for r in runs if r.status is Status.QUEUED and r.concurrency_key}
         occupancy = await self.store.occupancy(keys) if keys else {}
@@ -500,7 +503,7 @@ class Runkit:
     # ---------------------------------------------------------------- worker operations ---
     async def claim(
         self, worker_id: str, limit: int, *, kinds: Iterable[str] | None = None
-    ) -> list[Run]:
+    ) -> builtins.list[Run]:
         runs = await self.store.claim(
             worker_id,
             limit,
@@ -580,7 +583,9 @@ class Runkit:
         """Graceful shutdown: hand the run back without counting an interrupt."""
         return await self._report(lease, Action.RELEASE, reason="worker shutdown")
 
-    async def append_logs(self, lease: Lease, entries: Sequence[NewLogEntry]) -> list[LogEntry]:
+    async def append_logs(
+        self, lease: Lease, entries: Sequence[NewLogEntry]
+    ) -> builtins.list[LogEntry]:
         stored = await self.store.append_logs(lease.run_id, entries, fence=lease)
         if stored is None:
             raise LeaseLost(lease.run_id, lease.attempt)

@@ -71,12 +71,13 @@ def _converter() -> cattrs.Converter:
     conv.register_structure_hook(Status, lambda v, _: Status(v))
 
     hidden = {a.name for a in attrs.fields(Run)} - set(PUBLIC_RUN_FIELDS)
-    run_overrides: dict[str, Any] = {n: override(rename=camel(n)) for n in PUBLIC_RUN_FIELDS}
+    # Any: cattrs types **overrides together with its bool options, which mypy can't split.
+    run_overrides: Any = {n: override(rename=camel(n)) for n in PUBLIC_RUN_FIELDS}
     run_overrides.update({n: override(omit=True) for n in hidden})
     conv.register_unstructure_hook(Run, make_dict_unstructure_fn(Run, conv, **run_overrides))
     conv.register_structure_hook(Run, make_dict_structure_fn(Run, conv, **run_overrides))
 
-    profile = {a.name: override(rename=camel(a.name)) for a in attrs.fields(UserProfile)}
+    profile: Any = {a.name: override(rename=camel(a.name)) for a in attrs.fields(UserProfile)}
     conv.register_unstructure_hook(
         UserProfile, make_dict_unstructure_fn(UserProfile, conv, **profile)
     )

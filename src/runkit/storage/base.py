@@ -24,6 +24,7 @@ Guarantees every backend gives (the conformance suite in ``runkit.testing`` chec
 from __future__ import annotations
 
 import abc
+import builtins
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -97,7 +98,7 @@ class Store(abc.ABC):
         """The run, or None."""
 
     @abc.abstractmethod
-    async def list(self, query: RunQuery) -> tuple[list[Run], int]:
+    async def list(self, query: RunQuery) -> tuple[builtins.list[Run], int]:
         """Runs matching every filter of ``query``, newest first (``seq`` descending), the
         page ``query.offset`` .. ``+query.limit``, and the total number matching."""
 
@@ -127,7 +128,7 @@ class Store(abc.ABC):
         now: datetime,
         lease: timedelta,
         kinds: Collection[str] | None = None,
-    ) -> list[Run]:
+    ) -> builtins.list[Run]:
         """Move up to ``limit`` queued runs whose ``not_before`` has passed (and whose kind is
         in ``kinds``, if given) to running, in ``seq`` order, and return them as claimed.
 
@@ -148,17 +149,17 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def append_logs(
         self, run_id: UUID, entries: Sequence[NewLogEntry], *, fence: Lease | None = None
-    ) -> list[LogEntry] | None:
+    ) -> builtins.list[LogEntry] | None:
         """Append ``entries`` with the next ids of the run and return them as stored. With a
         ``fence``, append only while that lease is held (status leased, attempt and token
         match). None if the run is gone or the fence failed: nothing was written."""
 
     @abc.abstractmethod
-    async def read_logs(self, run_id: UUID, *, after: int, limit: int) -> list[LogEntry]:
+    async def read_logs(self, run_id: UUID, *, after: int, limit: int) -> builtins.list[LogEntry]:
         """Up to ``limit`` entries with id > ``after``, in id order (a keyset read)."""
 
     @abc.abstractmethod
-    async def due(self, *, now: datetime, limit: int) -> list[Run]:
+    async def due(self, *, now: datetime, limit: int) -> builtins.list[Run]:
         """Non-terminal runs whose ``deadline_at`` <= ``now``, earliest deadline first."""
 
     @abc.abstractmethod
@@ -218,7 +219,7 @@ def fence_expect(lease: Lease) -> Expect:
 
 def materialize(
     run: Run, entries: Sequence[NewLogEntry], start_seq: int, now: datetime
-) -> list[LogEntry]:
+) -> builtins.list[LogEntry]:
     """Give ``entries`` the ids ``start_seq + 1 ...`` and fill in defaults from ``run``."""
     return [
         LogEntry(

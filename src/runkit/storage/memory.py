@@ -6,6 +6,7 @@ construction (no lock needed). The store is not shared across processes or threa
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,12 +22,14 @@ from .base import Store, check_changes, claimed, fence_expect, materialize
 class MemoryStore(Store):
     def __init__(self) -> None:
         self._runs: dict[UUID, Run] = {}
-        self._logs: dict[UUID, list[LogEntry]] = {}
+        self._logs: dict[UUID, builtins.list[LogEntry]] = {}
         self._scopes: dict[str, UUID] = {}
         self._seq = 0
 
     # -- helpers ---------------------------------------------------------------------------
-    def _append(self, run: Run, entries: Sequence[NewLogEntry]) -> tuple[Run, list[LogEntry]]:
+    def _append(
+        self, run: Run, entries: Sequence[NewLogEntry]
+    ) -> tuple[Run, builtins.list[LogEntry]]:
         if not entries:
             return run, []
         now = datetime.now(UTC)
@@ -56,7 +59,7 @@ class MemoryStore(Store):
     async def get(self, run_id: UUID) -> Run | None:
         return self._runs.get(run_id)
 
-    async def list(self, query: RunQuery) -> tuple[list[Run], int]:
+    async def list(self, query: RunQuery) -> tuple[builtins.list[Run], int]:
         matching = [
             r
             for r in self._runs.values()
@@ -112,13 +115,13 @@ class MemoryStore(Store):
         now: datetime,
         lease: timedelta,
         kinds: Collection[str] | None = None,
-    ) -> list[Run]:
+    ) -> builtins.list[Run]:
         held: dict[str, int] = {}
         for r in self._runs.values():
             if r.concurrency_key is not None and r.status in LEASED:
                 held[r.concurrency_key] = held.get(r.concurrency_key, 0) + 1
         blocked: set[str] = set()  # keys whose head of line could not be claimed
-        out: list[Run] = []
+        out: builtins.list[Run] = []
         queued = sorted(
             (r for r in self._runs.values() if r.status is Status.QUEUED), key=lambda r: r.seq
         )
@@ -128,10 +131,9 @@ class MemoryStore(Store):
             if run.not_before is not None and run.not_before > now:
                 continue  # a delayed run never blocks an eligible one of its key
             key = run.concurrency_key
-            if key is not None:
-                if key in blocked or held.get(key, 0) >= run.concurrency_limit:
-                    blocked.add(key)
-                    continue
+            if key is not None and (key in blocked or held.get(key, 0) >= run.concurrency_limit):
+                blocked.add(key)
+                continue
             if kinds is not None and run.kind not in kinds:
                 if key is not None:
                     blocked.add(key)  # FIFO: a later run of the key must not overtake it
@@ -159,20 +161,20 @@ class MemoryStore(Store):
 
     async def append_logs(
         self, run_id: UUID, entries: Sequence[NewLogEntry], *, fence: Lease | None = None
-    ) -> list[LogEntry] | None:
+    ) -> builtins.list[LogEntry] | None:
         run = self._runs.get(run_id)
         if run is None or (fence is not None and not fence_expect(fence).matches(run)):
             return None
         _, stored = self._append(run, entries)
         return stored
 
-    async def read_logs(self, run_id: UUID, *, after: int, limit: int) -> list[LogEntry]:
+    async def read_logs(self, run_id: UUID, *, after: int, limit: int) -> builtins.list[LogEntry]:
         logs = self._logs.get(run_id, [])
         # ids are 1..n in list order, so the entry with id `after` sits at index after - 1.
         start = max(0, after)
         return logs[start : start + limit]
 
-    async def due(self, *, now: datetime, limit: int) -> list[Run]:
+    async def due(self, *, now: datetime, limit: int) -> builtins.list[Run]:
         found = [
             r
             for r in self._runs.values()

@@ -128,7 +128,7 @@ class StoreConformance:
         )
         assert not created2
         assert again.id == first.id
-        runs, total = await store.list(RunQuery())
+        _, total = await store.list(RunQuery())
         assert total == 1
         assert [e.message for e in await store.read_logs(first.id, after=0, limit=10)] == ["one"]
 
@@ -301,9 +301,9 @@ class StoreConformance:
         assert {r.id for r in claimed} == {later.id, other.id}
 
     async def test_claim_keeps_concurrency_limit_and_fifo_within_key(self, store: Store) -> None:
-        a1, a2, a3 = await _queued(store, 3, concurrency_key="a")
+        a1, a2, _a3 = await _queued(store, 3, concurrency_key="a")
         (free,) = await _queued(store, 1)
-        b1, b2, b3 = await _queued(store, 3, concurrency_key="b", concurrency_limit=2)
+        b1, b2, _b3 = await _queued(store, 3, concurrency_key="b", concurrency_limit=2)
         claimed = await store.claim("w", 10, now=T0, lease=LEASE)
         assert [r.id for r in claimed] == [a1.id, free.id, b1.id, b2.id]
         assert await store.claim("w", 10, now=T0, lease=LEASE) == []

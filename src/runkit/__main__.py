@@ -1,0 +1,137 @@
+"""The ``runkit`` command (also ``python -m runkit``).
+
+::
+
+    runkit worker [--database URL] [--concurrency N]   execute runs until SIGTERM/SIGINT
+    runkit db upgrade|check|sql [--database URL]       schema migrations (runkit._db_cli)
+    runkit demo                                        a few runs, executed in-process
+    runkit serve ...                                   when the HTTP extra is installed
+
+``--database`` defaults to ``$RUNKIT_DATABASE_URL``, else ``sqlite:///runkit.db``.
+Exit codes: 0 ok, 1 error, 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+DATABASE_ENV = "RUNKIT_DATABASE_URL"
+DEFAULT_DATABASE = "sqlite:///runkit.db"
+
+
+def default_database() -> str:
+    return os.environ.get(DATABASE_ENV) or DEFAULT_DATABASE
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="runkit", description="Durable runs of typed actions.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    worker = commands.add_parser("worker", help="execute runs until SIGTERM or SIGINT")
+    _database_option(worker)
+    worker.add_argument("--concurrency", type=int, default=10, help="executors at once")
+    worker.add_argument(
+        "--grace-period", type=float, default=30.0, help="seconds running executors get"
+    )
+    worker.set_defaults(handler=_worker)
+
+    db = commands.add_parser("db", help="database schema")
+    db.add_argument("action", choices=["upgrade", "check", "sql"])
+    db.add_argument("url", nargs="?", default=None, help="same as --database")
+    _database_option(db)
+    db.set_defaults(handler=_db)
+
+    demo = commands.add_parser("demo", help="create a few runs and execute them in-process")
+    demo.add_argument("--database", default="sqlite:///runkit-demo.db", help="default: %(default)s")
+    demo.set_defaults(handler=_demo)
+
+    # --- hook for the HTTP package: it adds `runkit serve` when installed --------------
+    try:
+        contrib_cli: Any = importlib.import_module("runkit_contrib._cli")
+    except ImportError:
+        contrib_cli = None
+    if contrib_cli is not None and hasattr(contrib_cli, "add_serve_command"):
+        contrib_cli.add_serve_command(commands)
+    return parser
+
+
+def _database_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--database",
+        default=None,
+        help=f"storage URL (default: ${DATABASE_ENV}, else {DEFAULT_DATABASE})",
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        code: int = args.handler(args)
+    except KeyboardInterrupt:
+        return 1
+    except Exception as exc:
+        from ._errors import RunkitError
+
+        if not isinstance(exc, RunkitError):
+            raise
+        print(f"runkit: {exc}", file=sys.stderr)
+        return 1
+    return code
+
+
+def _worker(args: argparse.Namespace) -> int:
+    import anyio
+
+    from ._service import Runkit
+    from .engine import run_workers
+
+    url = args.database or default_database()
+
+    async def serve() -> None:
+        async with Runkit(url) as rk:
+            await run_workers(rk, args.concurrency, grace_period=args.grace_period)
+
+    anyio.run(serve)
+    return 0
+
+
+def _db(args: argparse.Namespace) -> int:
+    url = args.url or args.database or default_database()
+    try:
+        # Written alongside the SQL store; imported lazily so the CLI works without it.
+        db_cli: Any = importlib.import_module("runkit._db_cli")
+    except ImportError:
+        print("runkit: database commands are not available in this build", file=sys.stderr)
+        return 1
+    command = getattr(db_cli, f"db_{args.action}", None)
+    if command is None:
+        print(f"runkit: runkit._db_cli has no {args.action!r} command", file=sys.stderr)
+        return 1
+    result = command(url)
+    return int(result) if isinstance(result, int) else 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    import anyio
+
+    from .engine._demo import demo
+
+    # The demo uses the test kinds; they register only when this is set at Runkit build.
+    os.environ["RUNKIT_ENABLE_TEST_KINDS"] = "1"
+    anyio.run(demo, args.database)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
