@@ -1,0 +1,288 @@
+"""The claim of the SQL store: pick due queued runs in ``seq`` order and lease them, in one
+transaction, with the memory store's exact rules (``MemoryStore.claim`` is the reference).
+
+The candidate rows are read in a few statements; which of them are claimed is decided in
+Python by :func:`pick` (the memory store's loop over a smaller list), and the winners are
+written back with one executemany UPDATE and one executemany INSERT of their audit entries.
+
+Why the candidate lists are exact: a claim takes at most ``limit`` runs, so it needs at
+most the first ``limit`` due unkeyed runs, at most the first ``limit`` due queued runs of a
+key (FIFO: a later run of a key is never taken while an earlier one is left), and at most
+the first ``limit`` keys whose head of line is claimable (each such head would be taken, so
+a key further back can only come after ``limit`` claims).
+
+Concurrency. On SQLite the caller holds the database's write lock (``BEGIN IMMEDIATE``), so
+the reads are the truth. On PostgreSQL:
+
+* unkeyed rows are locked with ``FOR UPDATE SKIP LOCKED``: claimers never wait on each other;
+* a key is claimed by one claimer at a time, serialized by
+  ``pg_try_advisory_xact_lock(hashtextextended(key, 0))``. A *try*-lock: a key another
+  claimer holds is skipped this round rather than waited for, so advisory locks and row
+  locks can never form a wait cycle. The key's occupancy and its head rows are read after
+  the lock is granted (READ COMMITTED: a fresh snapshot per statement), so they include
+  every claim committed before, and no claim of that key can commit until ours does;
+* the head rows of a held key are locked with plain ``FOR UPDATE``: only non-claimers
+  (single-run API updates) can hold them, briefly, and skipping would let a later run of the
+  key overtake the locked one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import attrs
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Connection
+
+from .._models import Run
+from .._states import LEASED, Status
+from ._schema import logs, runs
+from ._sql_rows import log_values, row_to_run
+from .base import MUTABLE_FIELDS, claimed, materialize
+
+LEASED_VALUES = sorted(s.value for s in LEASED)
+#: The fields a claim writes back. :func:`claimed` decides the claimed run; a field it
+#: changes outside this set would be returned but not stored, so :func:`_write` checks.
+_WRITTEN = frozenset(
+    {
+        "status",
+        "attempt",
+        "lease_token",
+        "worker_id",
+        "deadline_at",
+        "not_before",
+        "started_at",
+        "updated_at",
+        "status_reason",
+        "log_seq",
+    }
+)
+_UNWRITTEN = tuple(sorted(MUTABLE_FIELDS - _WRITTEN))
+
+_CLAIM_WRITE = (
+    sa.update(runs)
+    .where(runs.c.seq == sa.bindparam("b_seq"))
+    .values(
+        status=Status.RUNNING.value,
+        attempt=sa.bindparam("b_attempt"),
+        lease_token=sa.bindparam("b_token"),
+        worker_id=sa.bindparam("b_worker"),
+        deadline_at=sa.bindparam("b_deadline", type_=runs.c.deadline_at.type),
+        not_before=None,
+        started_at=sa.bindparam("b_started", type_=runs.c.started_at.type),
+        updated_at=sa.bindparam("b_updated", type_=runs.c.updated_at.type),
+        status_reason=None,
+        log_seq=sa.bindparam("b_log_seq"),
+    )
+)
+
+
+def _due(now: datetime) -> sa.ColumnElement[bool]:
+    return sa.and_(
+        runs.c.status == Status.QUEUED.value,
+        sa.or_(runs.c.not_before.is_(None), runs.c.not_before <= now),
+    )
+
+
+def _held_of(key: sa.ColumnElement[Any]) -> sa.ScalarSelect[int]:
+    """How many runs of ``key`` hold a lease: a correlated count."""
+    leased = runs.alias("leased")
+    return (
+        sa.select(sa.func.count())
+        .select_from(leased)
+        .where(leased.c.concurrency_key == key, leased.c.status.in_(LEASED_VALUES))
+        .scalar_subquery()
+    )
+
+
+def pick(
+    candidates: Sequence[Run], held: dict[str, int], limit: int, kinds: Collection[str] | None
+) -> list[Run]:
+    """The memory store's claim loop over ``candidates`` (due queued runs in ``seq`` order).
+
+    ``held`` has an entry for every key whose runs are among the candidates (its leased
+    count) and is updated as runs are picked; a keyed run whose key has no entry (PostgreSQL:
+    another claimer holds the key this round) is left alone.
+    """
+    blocked: set[str] = set()
+    out: list[Run] = []
+    for run in candidates:
+        if len(out) >= limit:
+            break
+        key = run.concurrency_key
+        if key is not None:
+            if key not in held:
+                continue
+            if key in blocked or held[key] >= run.concurrency_limit:
+                blocked.add(key)
+                continue
+        if kinds is not None and run.kind not in kinds:
+            if key is not None:
+                blocked.add(key)  # FIFO: a later run of the key must not overtake it
+            continue
+        out.append(run)
+        if key is not None:
+            held[key] += 1
+    return out
+
+
+def claim(
+    conn: Connection,
+    worker_id: str,
+    limit: int,
+    *,
+    now: datetime,
+    lease: timedelta,
+    kinds: Collection[str] | None,
+) -> list[Run]:
+    """Claim inside the caller's transaction (on SQLite, one begun IMMEDIATE)."""
+    if limit <= 0 or (kinds is not None and not kinds):
+        return []
+    kind_list = None if kinds is None else sorted(kinds)
+    pg = conn.dialect.name == "postgresql"
+
+    unkeyed = (
+        sa.select(runs)
+        .where(_due(now), runs.c.concurrency_key.is_(None))
+        .order_by(runs.c.seq)
+        .limit(limit)
+    )
+    if kind_list is not None:
+        unkeyed = unkeyed.where(runs.c.kind.in_(kind_list))
+    if pg:
+        unkeyed = unkeyed.with_for_update(skip_locked=True)
+    candidates = [row_to_run(r) for r in conn.execute(unkeyed)]
+
+    held: dict[str, int] = {}
+    heads = _heads(conn, now, limit, kind_list)
+    if heads:
+        if pg:
+            keyed, held = _keyed_pg(conn, [key for key, _ in heads], now, limit)
+        else:
+            held = dict(heads)
+            keyed = _keyed_sqlite(conn, list(held), now, limit)
+        candidates.extend(keyed)
+        candidates.sort(key=lambda r: r.seq)
+
+    chosen = pick(candidates, held, limit, kinds)
+    return _write(conn, chosen, worker_id, now, lease)
+
+
+def _heads(
+    conn: Connection, now: datetime, limit: int, kinds: list[str] | None
+) -> list[tuple[str, int]]:
+    """The first ``limit`` keys (by head ``seq``) whose head of line could be claimed now:
+    a kind the claimer takes, and a free slot. Each with its leased count."""
+    head = (
+        sa.select(
+            runs.c.concurrency_key.label("key"),
+            sa.func.min(runs.c.seq).label("head_seq"),
+        )
+        .where(_due(now), runs.c.concurrency_key.is_not(None))
+        .group_by(runs.c.concurrency_key)
+        .subquery("head")
+    )
+    held = _held_of(runs.c.concurrency_key)
+    query = (
+        sa.select(runs.c.concurrency_key, held.label("held"))
+        .join_from(runs, head, runs.c.seq == head.c.head_seq)
+        .where(held < runs.c.concurrency_limit)
+        .order_by(runs.c.seq)
+        .limit(limit)
+    )
+    if kinds is not None:
+        query = query.where(runs.c.kind.in_(kinds))
+    return [(row[0], row[1]) for row in conn.execute(query)]
+
+
+def _keyed_sqlite(conn: Connection, keys: list[str], now: datetime, limit: int) -> list[Run]:
+    query = (
+        sa.select(runs)
+        .where(_due(now), runs.c.concurrency_key == sa.bindparam("key"))
+        .order_by(runs.c.seq)
+        .limit(limit)
+    )
+    out: list[Run] = []
+    for key in keys:  # one indexed range read per key; SQLite statements are in-process
+        out.extend(row_to_run(r) for r in conn.execute(query, {"key": key}))
+    return out
+
+
+def _keyed_pg(
+    conn: Connection, keys: list[str], now: datetime, limit: int
+) -> tuple[list[Run], dict[str, int]]:
+    """Try-lock ``keys``; for those granted, their leased count and their first ``limit`` due
+    queued runs, row-locked. Two statements: the second must start after the locks are
+    granted so that its snapshot sees every claim committed before."""
+    wanted = sa.func.unnest(sa.bindparam("keys", keys, type_=postgresql.ARRAY(sa.String())))
+    tried = wanted.table_valued("key").render_derived(name="k")
+    granted = [
+        row[0]
+        for row in conn.execute(
+            sa.select(tried.c.key).where(
+                sa.func.pg_try_advisory_xact_lock(sa.func.hashtextextended(tried.c.key, 0))
+            )
+        )
+    ]
+    if not granted:
+        return [], {}
+    held = dict.fromkeys(granted, 0)
+    mine = (
+        sa.func.unnest(sa.bindparam("granted", granted, type_=postgresql.ARRAY(sa.String())))
+        .table_valued("key")
+        .render_derived(name="g")
+    )
+    head = (
+        sa.select(runs)
+        .where(_due(now), runs.c.concurrency_key == mine.c.key)
+        .order_by(runs.c.seq)
+        .limit(limit)
+        .with_for_update()
+        .lateral("head")
+    )
+    query = sa.select(head, _held_of(mine.c.key).label("held")).select_from(
+        mine.join(head, sa.true())
+    )
+    out: list[Run] = []
+    for row in conn.execute(query):
+        run = row_to_run(row)
+        assert run.concurrency_key is not None
+        held[run.concurrency_key] = row._mapping["held"]
+        out.append(run)
+    return out, held
+
+
+def _write(
+    conn: Connection, chosen: Sequence[Run], worker_id: str, now: datetime, lease: timedelta
+) -> list[Run]:
+    if not chosen:
+        return []
+    out: list[Run] = []
+    params: list[dict[str, Any]] = []
+    entries: list[dict[str, Any]] = []
+    for run in chosen:
+        new, entry = claimed(run, worker_id, now, lease)
+        new = attrs.evolve(new, log_seq=run.log_seq + 1)
+        for name in _UNWRITTEN:  # identity: evolve() keeps the values it was not given
+            if getattr(new, name) is not getattr(run, name):
+                raise AssertionError(f"claimed() changed {name}, which the SQL claim omits")
+        params.append(
+            {
+                "b_seq": run.seq,
+                "b_attempt": new.attempt,
+                "b_token": new.lease_token,
+                "b_worker": new.worker_id,
+                "b_deadline": new.deadline_at,
+                "b_started": new.started_at,
+                "b_updated": new.updated_at,
+                "b_log_seq": new.log_seq,
+            }
+        )
+        entries.extend(log_values(run.seq, materialize(new, [entry], run.log_seq, now)))
+        out.append(new)
+    conn.execute(_CLAIM_WRITE, params)
+    conn.execute(sa.insert(logs), entries)
+    return out

@@ -1,0 +1,99 @@
+"""PostgreSQL LISTEN on a dedicated connection, for cross-process wake-ups.
+
+The connection is not a pooled one: a pooled connection goes back to the pool (and, behind
+PgBouncer in transaction mode, to another client) and its LISTEN with it. A wake-up is only a
+hint: callers re-check the store after a notification *and* after a timeout, so a
+notification lost while reconnecting costs latency, never correctness.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+
+class PgListener:
+    """One LISTEN connection, opened on first use and reopened after a failure.
+
+    Meant for one waiter at a time (a worker's wake-up loop); concurrent waiters take turns,
+    each within its own timeout.
+    """
+
+    def __init__(self, connect: Callable[[], Any]) -> None:
+        self._connect = connect
+        self._conn: Any = None
+        self._channels: set[str] = set()
+        #: Notifications that arrived for a channel while waiting on another one.
+        self._pending: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def wait(self, channel: str, timeout: float) -> bool:
+        """Block until a notification on ``channel`` arrives (True) or ``timeout`` passes."""
+        deadline = time.monotonic() + timeout
+        if not self._lock.acquire(timeout=max(0.0, timeout)):
+            return False
+        try:
+            if self._closed:
+                return False
+            conn = self._listening(channel)
+            if self._pending.pop(channel, 0):
+                return True
+            while (remaining := deadline - time.monotonic()) > 0:
+                # Consume the generator to its end: it holds the connection's lock while
+                # suspended, so leaving it early and draining would deadlock.
+                for note in conn.notifies(timeout=remaining, stop_after=1):
+                    self._pending[note.channel] += 1
+                if self._pending.pop(channel, 0):
+                    self._drain(conn, channel)
+                    return True
+            return False
+        except psycopg.Error:
+            self._reset()
+            raise
+        finally:
+            if self._closed:
+                self._reset()
+            self._lock.release()
+
+    def close(self) -> None:
+        """Close now if no one is waiting; otherwise the waiter closes when it returns
+        (closing a connection another thread is reading would pull its socket away)."""
+        self._closed = True
+        if self._lock.acquire(blocking=False):
+            try:
+                self._reset()
+            finally:
+                self._lock.release()
+
+    def _listening(self, channel: str) -> Any:
+        if self._conn is None or self._conn.closed:
+            self._conn = self._connect()
+            self._conn.autocommit = True
+            self._channels.clear()
+            self._pending.clear()
+        if channel not in self._channels:
+            self._conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+            self._channels.add(channel)
+        return self._conn
+
+    def _drain(self, conn: Any, channel: str) -> None:
+        """Coalesce: notifications already received for ``channel`` are answered by this
+        wake-up, since the waiter re-reads the store anyway."""
+        for note in conn.notifies(timeout=0.0):
+            if note.channel != channel:
+                self._pending[note.channel] += 1
+
+    def _reset(self) -> None:
+        conn, self._conn = self._conn, None
+        self._channels.clear()
+        if conn is not None:
+            with contextlib.suppress(psycopg.Error):  # already broken: nothing to release
+                conn.close()

@@ -1,0 +1,502 @@
+"""The SQL store: SQLite (stdlib driver) and PostgreSQL (psycopg 3) through SQLAlchemy Core.
+
+Each primitive is one transaction on the *synchronous* SQLAlchemy engine, run in a worker
+thread (:func:`anyio.to_thread.run_sync`, bounded by the store's own capacity limiter), so
+the store works the same under asyncio and trio. A primitive is not abandoned when its
+caller is cancelled: the thread finishes and commits or rolls back, which keeps every
+primitive atomic.
+
+Beyond the :class:`~runkit.storage.base.Store` contract the store offers:
+
+* :meth:`SqlStore.insert_in`: create a run inside the host's own SQLAlchemy transaction (an
+  outbox: the run exists if and only if the host's transaction commits);
+* :meth:`SqlStore.wait_for_notification` and :meth:`SqlStore.notify`: PostgreSQL
+  LISTEN/NOTIFY wake-ups between processes. On SQLite there is no such channel:
+  ``wait_for_notification`` sleeps for its timeout and returns False (callers poll) and
+  ``notify`` does nothing.
+
+SQLite settings: WAL journal, ``synchronous=NORMAL`` (``FULL`` on request), a busy timeout,
+foreign keys on, and ``BEGIN IMMEDIATE`` before every write (see ``_sql_engine``). An engine
+the host hands in keeps its own connection settings and is never disposed by the store.
+"""
+
+from __future__ import annotations
+
+import builtins
+import functools
+from collections.abc import Callable, Collection, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
+from uuid import UUID
+
+import anyio
+import anyio.to_thread
+import attrs
+import sqlalchemy as sa
+from sqlalchemy import exc
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from .._errors import StorageUnavailable
+from .._models import Expect, Lease, LogEntry, NewLogEntry, Run, RunQuery
+from .._states import LEASED, TERMINAL, Status
+from . import _sql_claim
+from ._schema import logs, runs
+from ._sql_engine import (
+    Synchronous,
+    Transactions,
+    build_engine,
+    is_memory_sqlite,
+    retryable,
+    translate,
+    violates,
+)
+from ._sql_rows import change_values, log_values, row_to_run, rows_to_logs, run_values
+from .base import Store, check_changes, fence_expect, materialize
+
+if TYPE_CHECKING:
+    from ._sql_notify import PgListener
+
+__all__ = ["SqlStore"]
+
+T = TypeVar("T")
+
+_LEASED = sorted(s.value for s in LEASED)
+_TERMINAL = sorted(s.value for s in TERMINAL)
+#: Leases heartbeaten per statement: keeps the bound parameters under SQLite's limit.
+_HEARTBEAT_CHUNK = 500
+_LOG_COLUMNS = (
+    runs.c.id.label("run_id"),
+    logs.c.seq,
+    logs.c.attempt,
+    logs.c.level,
+    logs.c.message,
+    logs.c.occurred_at,
+    logs.c.event,
+    logs.c.data,
+    logs.c.worker_id,
+)
+
+
+def _expect(expect: Expect) -> list[sa.ColumnElement[bool]]:
+    """The compare-and-set guard of :class:`Expect`, as WHERE conditions."""
+    where: list[sa.ColumnElement[bool]] = [
+        runs.c.status.in_(sorted(s.value for s in expect.statuses))
+    ]
+    if expect.attempt is not None:
+        where.append(runs.c.attempt == expect.attempt)
+    if expect.lease_token is not None:
+        where.append(runs.c.lease_token == expect.lease_token)
+    return where
+
+
+class SqlStore(Store):
+    """A :class:`Store` on SQLite or PostgreSQL.
+
+    ``url_or_engine``: ``sqlite:///path.db`` or ``postgresql+psycopg://...`` (the store builds
+    and later disposes its engine), or a host's :class:`sqlalchemy.Engine` (never disposed).
+    ``create_schema``: run the migrations to head in :meth:`open` (serialized across
+    processes). ``sqlite_synchronous``: ``"NORMAL"`` (default; durable across process
+    crashes, may lose the last commits on power loss) or ``"FULL"``. ``max_threads``: how
+    many primitives run at once (and the size of the store's PostgreSQL pool).
+    ``listen_dsn``: a libpq connection string for LISTEN when the engine goes through a
+    transaction-mode pooler (PgBouncer); by default LISTEN uses a connection detached from
+    the engine's pool.
+    """
+
+    def __init__(
+        self,
+        url_or_engine: str | Engine,
+        *,
+        create_schema: bool = False,
+        sqlite_synchronous: Synchronous = "NORMAL",
+        busy_timeout: float = 30.0,
+        max_threads: int | None = None,
+        listen_dsn: str | None = None,
+    ) -> None:
+        self._owns_engine = not isinstance(url_or_engine, Engine)
+        if isinstance(url_or_engine, Engine):
+            self.engine = url_or_engine
+        else:
+            self.engine = build_engine(
+                url_or_engine,
+                busy_timeout=busy_timeout,
+                synchronous=sqlite_synchronous,
+                pool_size=max_threads or 8,
+            )
+        self.dialect = self.engine.dialect.name
+        self._tx = Transactions(self.engine, autocommit_engine=self._owns_engine)
+        self._create_schema = create_schema
+        self._listen_dsn = listen_dsn
+        self._listener: PgListener | None = None
+        if self.dialect == "sqlite" and is_memory_sqlite(self.engine.url):
+            self._threads = 1  # one shared connection: one primitive at a time
+        else:
+            self._threads = max_threads or (4 if self.dialect == "sqlite" else 8)
+        self._limiter: anyio.CapacityLimiter | None = None
+        dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        self._insert_run = (
+            dialect_insert(runs)
+            .on_conflict_do_nothing(index_elements=[runs.c.idempotency_scope])
+            .returning(runs.c.seq)
+        )
+
+    def __repr__(self) -> str:
+        return f"SqlStore({self.engine.url.render_as_string(hide_password=True)!r})"
+
+    # -- plumbing --------------------------------------------------------------------------
+    async def _call(self, fn: Callable[[], T]) -> T:
+        if self._limiter is None:  # created lazily: it belongs to the running event loop
+            self._limiter = anyio.CapacityLimiter(self._threads)
+        return await anyio.to_thread.run_sync(self._guarded, fn, limiter=self._limiter)
+
+    @staticmethod
+    def _guarded(fn: Callable[[], T]) -> T:
+        for attempt in range(3):
+            try:
+                return fn()
+            except (exc.DBAPIError, exc.TimeoutError) as err:
+                if retryable(err) and attempt < 2:
+                    continue
+                translated = translate(err)
+                if translated is err:
+                    raise
+                raise translated from err
+        raise AssertionError("unreachable")
+
+    async def open(self) -> None:
+        self._limiter = anyio.CapacityLimiter(self._threads)
+        await self._call(self._open_sync)
+
+    def _open_sync(self) -> None:
+        if self.dialect == "sqlite" and self._owns_engine and not is_memory_sqlite(self.engine.url):
+            # Persistent in the file; readers then never block the writer, nor it them.
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA journal_mode = WAL")
+        if self._create_schema:
+            from .migrate import upgrade
+
+            upgrade(self.engine)
+        else:
+            with self._tx.read() as conn:  # fail at start-up, not on the first request
+                conn.execute(sa.select(1))
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        if self._owns_engine:
+            self.engine.dispose()
+
+    # -- primitives ------------------------------------------------------------------------
+    async def insert(self, run: Run, entries: Sequence[NewLogEntry]) -> tuple[Run, bool]:
+        return await self._call(functools.partial(self._insert, run, entries))
+
+    def _insert(self, run: Run, entries: Sequence[NewLogEntry]) -> tuple[Run, bool]:
+        with self._tx.write() as conn:
+            return self._insert_on(conn, run, entries)
+
+    def insert_in(
+        self, connection: Connection, run: Run, entries: Sequence[NewLogEntry] = ()
+    ) -> tuple[Run, bool]:
+        """:meth:`insert` inside the host's transaction on ``connection`` (a synchronous
+        SQLAlchemy connection to the store's database): the run and its entries commit or
+        roll back with the host's own writes. Nobody is woken: workers find the run at
+        their next poll, or call :meth:`notify` after the commit."""
+        try:
+            return self._insert_on(connection, run, entries)
+        except exc.DBAPIError as err:
+            raise translate(err) from err
+
+    def _insert_on(
+        self, conn: Connection, run: Run, entries: Sequence[NewLogEntry]
+    ) -> tuple[Run, bool]:
+        values = run_values(run)
+        values["log_seq"] = len(entries)
+        scope = run.idempotency_scope
+        for _ in range(10):
+            try:
+                seq = conn.execute(self._insert_run, values).scalar_one_or_none()
+            except exc.IntegrityError as err:
+                if violates(err, "runkit_runs_id_key", "runkit_runs.id"):
+                    raise ValueError(f"run {run.id} exists") from err
+                raise
+            if seq is not None:
+                stored = attrs.evolve(run, seq=seq, log_seq=len(entries))
+                if entries:
+                    now = datetime.now(UTC)
+                    rows = log_values(seq, materialize(stored, entries, 0, now))
+                    conn.execute(sa.insert(logs), rows)
+                return stored, True
+            holder = conn.execute(sa.select(runs).where(runs.c.idempotency_scope == scope)).first()
+            if holder is not None:
+                return row_to_run(holder), False
+            # The holder was deleted between the two statements: the scope is free again.
+        raise StorageUnavailable(f"idempotency scope {scope!r} kept changing hands")
+
+    async def get(self, run_id: UUID) -> Run | None:
+        return await self._call(functools.partial(self._get, run_id))
+
+    def _get(self, run_id: UUID) -> Run | None:
+        with self._tx.read() as conn:
+            row = conn.execute(sa.select(runs).where(runs.c.id == run_id)).first()
+        return None if row is None else row_to_run(row)
+
+    async def list(self, query: RunQuery) -> tuple[list[Run], int]:
+        return await self._call(functools.partial(self._list, query))
+
+    def _list(self, query: RunQuery) -> tuple[builtins.list[Run], int]:
+        where: builtins.list[sa.ColumnElement[bool]] = []
+        if query.action_id is not None:
+            where.append(runs.c.action_id == query.action_id)
+        if query.kind is not None:
+            where.append(runs.c.kind == query.kind)
+        if query.status is not None:
+            where.append(runs.c.status == query.status.value)
+        if query.parent_action_run_id is not None:
+            where.append(runs.c.parent_action_run_id == query.parent_action_run_id)
+        page = (
+            sa.select(runs)
+            .where(*where)
+            .order_by(runs.c.seq.desc())
+            .limit(max(0, query.limit))
+            .offset(max(0, query.offset))
+        )
+        count = sa.select(sa.func.count()).select_from(runs).where(*where)
+        with self._tx.snapshot() as conn:
+            found = [row_to_run(r) for r in conn.execute(page)]
+            total = conn.execute(count).scalar_one()
+        return found, total
+
+    async def update(
+        self,
+        run_id: UUID,
+        expect: Expect,
+        changes: Mapping[str, Any],
+        entries: Sequence[NewLogEntry] = (),
+    ) -> Run | None:
+        check_changes(changes)
+        return await self._call(functools.partial(self._update, run_id, expect, changes, entries))
+
+    def _update(
+        self,
+        run_id: UUID,
+        expect: Expect,
+        changes: Mapping[str, Any],
+        entries: Sequence[NewLogEntry],
+    ) -> Run | None:
+        n = len(entries)
+        # log_seq always moves (by 0 without entries): the SET clause is never empty, and
+        # the entries' ids are reserved by the same compare-and-set that guards the change.
+        stmt = (
+            sa.update(runs)
+            .where(runs.c.id == run_id, *_expect(expect))
+            .values(**change_values(changes), log_seq=runs.c.log_seq + n)
+            .returning(*runs.c)
+        )
+        with self._tx.write() as conn:
+            try:
+                row = conn.execute(stmt).first()
+            except exc.IntegrityError as err:
+                scope_key = "runkit_runs_idempotency_scope_key"
+                if violates(err, scope_key, "runkit_runs.idempotency_scope"):
+                    raise ValueError("idempotency scope already held") from err
+                raise
+            if row is None:
+                return None
+            new = row_to_run(row)
+            if entries:
+                stored = materialize(new, entries, new.log_seq - n, datetime.now(UTC))
+                conn.execute(sa.insert(logs), log_values(new.seq, stored))
+        return new
+
+    async def delete(self, run_id: UUID, statuses: Collection[Status]) -> bool:
+        return await self._call(functools.partial(self._delete, run_id, statuses))
+
+    def _delete(self, run_id: UUID, statuses: Collection[Status]) -> bool:
+        stmt = (
+            sa.delete(runs)
+            .where(runs.c.id == run_id, runs.c.status.in_(sorted(s.value for s in statuses)))
+            .returning(runs.c.seq)
+        )
+        with self._tx.write() as conn:
+            seq = conn.execute(stmt).scalar_one_or_none()
+            if seq is None:
+                return False
+            if self.dialect == "sqlite":
+                # A host's SQLite connection may run with foreign keys off: no cascade.
+                conn.execute(sa.delete(logs).where(logs.c.run_seq == seq))
+        return True
+
+    async def claim(
+        self,
+        worker_id: str,
+        limit: int,
+        *,
+        now: datetime,
+        lease: timedelta,
+        kinds: Collection[str] | None = None,
+    ) -> builtins.list[Run]:
+        return await self._call(functools.partial(self._claim, worker_id, limit, now, lease, kinds))
+
+    def _claim(
+        self,
+        worker_id: str,
+        limit: int,
+        now: datetime,
+        lease: timedelta,
+        kinds: Collection[str] | None,
+    ) -> builtins.list[Run]:
+        with self._tx.write() as conn:
+            return _sql_claim.claim(conn, worker_id, limit, now=now, lease=lease, kinds=kinds)
+
+    async def heartbeat(
+        self, leases: Sequence[Lease], *, now: datetime, lease: timedelta
+    ) -> dict[UUID, Status | None]:
+        if not leases:
+            return {}
+        return await self._call(functools.partial(self._heartbeat, leases, now + lease))
+
+    def _heartbeat(self, leases: Sequence[Lease], deadline: datetime) -> dict[UUID, Status | None]:
+        held: dict[tuple[UUID, int, str], Status] = {}
+        key = sa.tuple_(runs.c.id, runs.c.attempt, runs.c.lease_token)
+        with self._tx.write() as conn:
+            for start in range(0, len(leases), _HEARTBEAT_CHUNK):
+                chunk = leases[start : start + _HEARTBEAT_CHUNK]
+                stmt = (
+                    sa.update(runs)
+                    .where(
+                        key.in_([(h.run_id, h.attempt, h.token) for h in chunk]),
+                        runs.c.status.in_(_LEASED),
+                    )
+                    .values(deadline_at=deadline)
+                    .returning(runs.c.id, runs.c.attempt, runs.c.lease_token, runs.c.status)
+                )
+                for row in conn.execute(stmt):
+                    held[(row[0], row[1], row[2])] = Status(row[3])
+        return {h.run_id: held.get((h.run_id, h.attempt, h.token)) for h in leases}
+
+    async def append_logs(
+        self, run_id: UUID, entries: Sequence[NewLogEntry], *, fence: Lease | None = None
+    ) -> builtins.list[LogEntry] | None:
+        return await self._call(functools.partial(self._append_logs, run_id, entries, fence))
+
+    def _append_logs(
+        self, run_id: UUID, entries: Sequence[NewLogEntry], fence: Lease | None
+    ) -> builtins.list[LogEntry] | None:
+        where = [runs.c.id == run_id]
+        if fence is not None:
+            where.extend(_expect(fence_expect(fence)))
+        n = len(entries)
+        if not n:
+            with self._tx.read() as conn:
+                found = conn.execute(sa.select(runs.c.seq).where(*where)).first()
+            return None if found is None else []
+        # The fenced increment reserves the ids: concurrent appenders queue on the row lock
+        # and get consecutive, never overlapping, ranges.
+        stmt = sa.update(runs).where(*where).values(log_seq=runs.c.log_seq + n).returning(*runs.c)
+        with self._tx.write() as conn:
+            row = conn.execute(stmt).first()
+            if row is None:
+                return None
+            run = row_to_run(row)
+            stored = materialize(run, entries, run.log_seq - n, datetime.now(UTC))
+            conn.execute(sa.insert(logs), log_values(run.seq, stored))
+        return stored
+
+    async def read_logs(self, run_id: UUID, *, after: int, limit: int) -> builtins.list[LogEntry]:
+        return await self._call(functools.partial(self._read_logs, run_id, after, limit))
+
+    def _read_logs(self, run_id: UUID, after: int, limit: int) -> builtins.list[LogEntry]:
+        stmt = (
+            sa.select(*_LOG_COLUMNS)
+            .join_from(logs, runs, logs.c.run_seq == runs.c.seq)
+            .where(runs.c.id == run_id, logs.c.seq > after)
+            .order_by(logs.c.seq)
+            .limit(max(0, limit))
+        )
+        with self._tx.read() as conn:
+            return rows_to_logs(conn.execute(stmt).all())
+
+    async def due(self, *, now: datetime, limit: int) -> builtins.list[Run]:
+        return await self._call(functools.partial(self._due, now, limit))
+
+    def _due(self, now: datetime, limit: int) -> builtins.list[Run]:
+        stmt = (
+            sa.select(runs)
+            .where(
+                runs.c.deadline_at.is_not(None),  # lets the planner use the partial index
+                runs.c.deadline_at <= now,
+                runs.c.status.not_in(_TERMINAL),
+            )
+            .order_by(runs.c.deadline_at, runs.c.seq)
+            .limit(max(0, limit))
+        )
+        with self._tx.read() as conn:
+            return [row_to_run(r) for r in conn.execute(stmt)]
+
+    async def occupancy(self, keys: Collection[str]) -> dict[str, int]:
+        wanted = sorted(set(keys))
+        if not wanted:
+            return {}
+        return await self._call(functools.partial(self._occupancy, wanted))
+
+    def _occupancy(self, keys: builtins.list[str]) -> dict[str, int]:
+        stmt = (
+            sa.select(runs.c.concurrency_key, sa.func.count())
+            .where(runs.c.concurrency_key.in_(keys), runs.c.status.in_(_LEASED))
+            .group_by(runs.c.concurrency_key)
+        )
+        out: dict[str, int] = dict.fromkeys(keys, 0)
+        with self._tx.read() as conn:
+            for key, count in conn.execute(stmt):
+                out[key] = count
+        return out
+
+    # -- wake-ups (not part of the Store contract) -----------------------------------------
+    async def wait_for_notification(self, channel: str, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for a NOTIFY on ``channel``; True if one came.
+
+        PostgreSQL: LISTENs (from the first call on) on a dedicated connection, outside the
+        pool. SQLite has no notifications: this sleeps for ``timeout`` and returns False, the
+        polling fallback. Either way a True is a hint to re-read the store, never a promise.
+        """
+        if self.dialect != "postgresql":
+            await anyio.sleep(timeout)
+            return False
+        import psycopg
+
+        from ._sql_notify import PgListener  # psycopg is needed on PostgreSQL only
+
+        if self._listener is None:
+            self._listener = PgListener(self._listen_connection)
+        listener = self._listener
+        try:
+            # Abandoned on cancellation: the thread returns by itself within the timeout.
+            woke: bool = await anyio.to_thread.run_sync(
+                listener.wait, channel, timeout, abandon_on_cancel=True
+            )
+        except (psycopg.Error, exc.DBAPIError) as err:
+            raise StorageUnavailable(f"LISTEN {channel!r} failed: {err}") from err
+        return woke
+
+    def _listen_connection(self) -> Any:
+        if self._listen_dsn is not None:
+            import psycopg
+
+            return psycopg.connect(self._listen_dsn, autocommit=True)
+        # A connection made exactly like the pool's (host connect args and events
+        # included), then taken out of the pool for good.
+        fairy = self.engine.raw_connection()
+        fairy.detach()
+        return fairy.dbapi_connection
+
+    async def notify(self, channel: str, payload: str = "") -> None:
+        """``pg_notify(channel, payload)`` in its own transaction; nothing on SQLite."""
+        if self.dialect != "postgresql":
+            return
+        await self._call(functools.partial(self._notify, channel, payload))
+
+    def _notify(self, channel: str, payload: str) -> None:
+        with self._tx.write() as conn:
+            conn.execute(sa.select(sa.func.pg_notify(channel, payload)))
