@@ -33,6 +33,16 @@ from ._models import (
 from ._service import Runkit, Settings
 from ._states import TRANSITIONS, Action, Status
 from ._sync import SyncRunkit
+from .engine import (
+    Fatal,
+    ParkForApproval,
+    Retryable,
+    RunContext,
+    SyncRunContext,
+    Worker,
+    embedded_workers,
+    run_workers,
+)
 
 __all__ = [
     "SYSTEM",
@@ -44,6 +54,7 @@ __all__ = [
     "Created",
     "ErrorDetail",
     "Expect",
+    "Fatal",
     "IdempotencyConflict",
     "IdempotencyPolicy",
     "IllegalTransition",
@@ -56,9 +67,12 @@ __all__ = [
     "ManualClock",
     "NewLogEntry",
     "NotAllowed",
+    "ParkForApproval",
     "Principal",
     "RetryPolicy",
+    "Retryable",
     "Run",
+    "RunContext",
     "RunNotFound",
     "RunPage",
     "RunQuery",
@@ -67,9 +81,13 @@ __all__ = [
     "Settings",
     "Status",
     "StorageUnavailable",
+    "SyncRunContext",
     "SyncRunkit",
     "SystemClock",
     "UserProfile",
     "ValidationError",
+    "Worker",
+    "embedded_workers",
     "hookimpl",
+    "run_workers",
 ]

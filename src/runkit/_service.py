@@ -442,6 +442,9 @@ class Runkit:
             )
         if action in (Action.INTERRUPT, Action.CRASH):
             changes["interrupt_count"] = run.interrupt_count + 1
+        if action is Action.COMPLETE:
+            # A success is the outcome; earlier attempts' errors stay in the log only.
+            changes["error"] = None
         if target is Status.QUEUED and action is not Action.REQUEUE:
             changes["not_before"] = None
         return changes
@@ -455,8 +458,10 @@ class Runkit:
         reason: str | None,
         extra: Mapping[str, Any] | None = None,
         fence: Lease | None = None,
+        notes: Sequence[NewLogEntry] = (),
     ) -> Run | None:
-        """One compare-and-set of ``run`` by ``action``; None if the row changed meanwhile."""
+        """One compare-and-set of ``run`` by ``action``; None if the row changed meanwhile.
+        ``notes`` are log entries written in the same transaction, before the audit entry."""
         target = self._target(run, action)
         now = self.clock.now()
         changes = self._changes(run, action, target, now)
@@ -476,7 +481,7 @@ class Runkit:
             now,
             worker_id=run.worker_id if fence else None,
         )
-        new = await self.store.update(run.id, expect, changes, [entry])
+        new = await self.store.update(run.id, expect, changes, [*notes, entry])
         if new is not None:
             self.wakeups.logs_appended(run.id)
             if run.status in LEASED and target not in LEASED:
@@ -527,13 +532,16 @@ class Runkit:
         *,
         reason: str | None,
         extra: Mapping[str, Any] | None = None,
+        notes: Sequence[NewLogEntry] = (),
     ) -> Run:
         """A fenced worker move: raises LeaseLost if the worker no longer holds the run."""
         for _ in range(_CAS_ATTEMPTS):
             run = await self.store.get(lease.run_id)
             if run is None or not fence_expect(lease).matches(run):
                 raise LeaseLost(lease.run_id, lease.attempt)
-            new = await self._move(run, action, None, reason=reason, extra=extra, fence=lease)
+            new = await self._move(
+                run, action, None, reason=reason, extra=extra, fence=lease, notes=notes
+            )
             if new is not None:
                 return new
         raise LeaseLost(lease.run_id, lease.attempt)
@@ -553,6 +561,14 @@ class Runkit:
     ) -> Run:
         """A failed attempt: back to the queue until ``retry_at`` if given (the engine decides
         from the kind's retry policy), else ``failed`` with ``reason``."""
+        note = NewLogEntry(
+            f"attempt {lease.attempt} failed: {str(error.get('message', ''))[:200]}",
+            level="error",
+            event="attempt.failed",
+            data={"error": dict(error), "retryAt": _iso(retry_at) if retry_at else None},
+            occurred_at=self.clock.now(),
+            attempt=lease.attempt,
+        )
         if retry_at is not None:
             run = await self.store.get(lease.run_id)
             retries = (run.retry_count if run else 0) + 1
@@ -561,8 +577,11 @@ class Runkit:
                 Action.REQUEUE,
                 reason="retrying",
                 extra={"error": dict(error), "not_before": retry_at, "retry_count": retries},
+                notes=[note],
             )
-        return await self._report(lease, Action.FAIL, reason=reason, extra={"error": dict(error)})
+        return await self._report(
+            lease, Action.FAIL, reason=reason, extra={"error": dict(error)}, notes=[note]
+        )
 
     async def park(self, lease: Lease, *, timeout: timedelta | None) -> Run:
         """Park an approval gate: no worker, no slot, a deadline if the policy has one."""

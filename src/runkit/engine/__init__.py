@@ -1,0 +1,17 @@
+"""The engine: workers that claim, execute and finish runs. Light to import (no drivers)."""
+
+from ._context import RunContext, SyncRunContext
+from ._embedded import embedded_workers, run_workers
+from ._errors import Fatal, ParkForApproval, Retryable
+from ._worker import Worker
+
+__all__ = [
+    "Fatal",
+    "ParkForApproval",
+    "Retryable",
+    "RunContext",
+    "SyncRunContext",
+    "Worker",
+    "embedded_workers",
+    "run_workers",
+]

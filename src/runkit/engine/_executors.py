@@ -1,0 +1,98 @@
+"""Calling an executor and turning what it did into an outcome the worker reports.
+
+Executors are ``async def executor(ctx) -> dict | None`` or plain functions, which run in a
+worker thread (``anyio.to_thread.run_sync``) and reach their context through ``ctx.sync``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import random
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import attrs
+
+from .._kinds import Kind, RetryPolicy
+from ._context import RunContext
+from ._errors import Fatal, ParkForApproval, Retryable
+
+
+@attrs.frozen
+class Outcome:
+    """What one attempt came to. ``kind`` is one of: ``result``, ``error``, ``timeout``,
+    ``park``, ``stopped`` (cancelled by the worker: cancel, pause, lost lease, shutdown)."""
+
+    kind: str
+    result: Mapping[str, Any] | None = None
+    error: BaseException | None = None
+    park_timeout: timedelta | None = None
+
+
+async def call_executor(executor: Callable[..., Any], ctx: RunContext) -> Any:
+    if inspect.iscoroutinefunction(executor):
+        return await executor(ctx)
+    # Not abandoned on cancel: the thread unwinds at its next ctx.sync call, so a stopped
+    # run never has a thread still writing side effects behind the worker's back.
+    result = await anyio.to_thread.run_sync(executor, ctx)
+    if inspect.isawaitable(result):  # a callable object with an async __call__
+        result = await result
+    return result
+
+
+async def run_attempt(kind: Kind, ctx: RunContext, scope: anyio.CancelScope) -> Outcome:
+    """Run ``kind``'s executor inside ``scope`` (which the worker cancels to stop it) with
+    the kind's timeout."""
+    assert kind.executor is not None  # KindRegistry refuses kinds without one
+    timeout = kind.timeout_seconds
+    with scope:
+        with anyio.move_on_after(timeout if timeout is not None else float("inf")) as limit:
+            try:
+                value = await call_executor(kind.executor, ctx)
+            except ParkForApproval as park:
+                return Outcome("park", park_timeout=park.timeout)
+            except Exception as exc:
+                return Outcome("error", error=exc)
+            if value is not None and not isinstance(value, Mapping):
+                return Outcome(
+                    "error",
+                    error=Fatal(f"executor returned {type(value).__name__}, not a dict or None"),
+                )
+            return Outcome("result", result=dict(value or {}))
+        if limit.cancelled_caught:
+            return Outcome("timeout")
+    return Outcome("stopped")
+
+
+def is_retryable(exc: BaseException, policy: RetryPolicy) -> bool:
+    """Retryable raised: yes; Fatal: no; anything else: when the kind allows retries."""
+    if isinstance(exc, Retryable):
+        return True
+    if isinstance(exc, Fatal):
+        return False
+    return policy.max_attempts > 1
+
+
+def backoff(policy: RetryPolicy, retry_count: int, rng: random.Random | None = None) -> float:
+    """Seconds before the attempt after ``retry_count`` earlier retries: exponential with
+    jitter, ``min(base * 2**retry_count, max) * (1 ± jitter)``."""
+    delay = min(policy.backoff_base * (2.0**retry_count), policy.backoff_max)
+    spread: float = (rng or random).uniform(-policy.jitter, policy.jitter)
+    return max(0.0, delay * (1 + spread))
+
+
+def error_body(
+    exc: BaseException | None, *, retryable: bool, next_attempt_at: datetime | None = None
+) -> dict[str, Any]:
+    """The run's ``error`` object: ``{type, message, retryable, nextAttemptAt?}``."""
+    body: dict[str, Any] = {
+        "type": type(exc).__name__ if exc is not None else "Error",
+        "message": str(exc) if exc is not None else "",
+        "retryable": retryable,
+    }
+    if next_attempt_at is not None:
+        body["nextAttemptAt"] = next_attempt_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return body

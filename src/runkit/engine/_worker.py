@@ -1,0 +1,397 @@
+"""The worker: claims runs, executes them, keeps their leases, reports how they ended.
+
+One anyio task group holds: the claim loop, one task per claimed run (executor + log
+flusher), the heartbeat loop (which also carries cancel and pause requests back), the
+rescuer, and on PostgreSQL the LISTEN/NOTIFY bridge. Everything it writes goes through the
+fenced worker operations of :class:`~runkit.Runkit`, so a worker that lost a lease (paused
+process, partition) changes nothing; the state table decides every move.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import attrs
+from anyio.abc import TaskGroup, TaskStatus
+
+from .._errors import (
+    IllegalTransition,
+    LeaseLost,
+    RunkitError,
+    StorageUnavailable,
+    ValidationError,
+)
+from .._kinds import Kind, RetryPolicy
+from .._models import Lease, Run
+from .._states import Status
+from .._wakeups import Signal
+from ._context import RunContext
+from ._errors import Fatal
+from ._executors import Outcome, backoff, error_body, is_retryable, run_attempt
+from ._notify import NotificationBridge
+
+if TYPE_CHECKING:
+    from .._service import Runkit
+
+log = logging.getLogger("runkit.engine")
+
+
+@attrs.define
+class _Held:
+    """A run this worker holds a lease on, and how it is being stopped (if it is)."""
+
+    run: Run
+    lease: Lease
+    scope: anyio.CancelScope
+    kind: Kind | None = None
+    ctx: RunContext | None = None
+    #: None, or why the worker stopped the executor: cancel, pause, lost, release.
+    stop: str | None = None
+    pause_deadline: float | None = None
+
+
+class Worker:
+    """Executes runs of one :class:`~runkit.Runkit`. ``await worker.run()`` until
+    :meth:`stop` (graceful) or :meth:`abort`; or use :func:`runkit.engine.embedded_workers`.
+
+    ``control_interval`` bounds how late a cancel or pause is noticed: the heartbeat (which
+    carries them) runs every ``min(settings.heartbeat, control_interval)`` seconds.
+    """
+
+    def __init__(
+        self,
+        runkit: Runkit,
+        *,
+        concurrency: int = 10,
+        worker_id: str | None = None,
+        batch: int | None = None,
+        kinds: Iterable[str] | None = None,
+        poll_interval: float = 1.0,
+        flush_interval: float = 0.02,
+        control_interval: float = 1.0,
+        pause_grace: float = 1.0,
+        grace_period: float = 30.0,
+        rescue: bool = True,
+        listen: bool = True,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.runkit = runkit
+        self.concurrency = concurrency
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.batch = batch or min(concurrency, 50)
+        self.kinds = None if kinds is None else frozenset(kinds)
+        self.poll_interval = poll_interval
+        self.flush_interval = flush_interval
+        self.control_interval = control_interval
+        self.pause_grace = pause_grace
+        self.grace_period = grace_period
+        self.rescue = rescue
+        self.listen = listen
+        # Keyed by (run, attempt): a run released or rescued from under an attempt that is
+        # still unwinding may be claimed again by this very worker.
+        self._held: dict[tuple[uuid.UUID, int], _Held] = {}
+        self._wake = Signal()
+        self._dirty = True  # something may be claimable: claim before sleeping
+        self._stopping = False
+        self._tg: TaskGroup | None = None
+        self._last_heartbeat = time.monotonic()
+
+    # ---------------------------------------------------------------- lifecycle -----------
+    @property
+    def held(self) -> int:
+        return len(self._held)
+
+    def stop(self) -> None:
+        """Graceful: claim nothing more; running executors get ``grace_period`` seconds to
+        finish, then their runs are released back to the queue (not counted as interrupts)."""
+        self._stopping = True
+        self._poke()
+
+    def abort(self) -> None:
+        """Stop at once, writing nothing more: leases expire and the rescuer requeues."""
+        self._stopping = True
+        if self._tg is not None:
+            self._tg.cancel_scope.cancel()
+
+    async def run(self, *, task_status: TaskStatus[Worker] = anyio.TASK_STATUS_IGNORED) -> None:
+        bridge: NotificationBridge | None = None
+        if self.listen and NotificationBridge.supported(self.runkit):
+            bridge = NotificationBridge(self.runkit, poll=self.poll_interval)
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            if bridge is not None:
+                await tg.start(bridge.run)
+            tg.start_soon(self._forward_wakeups)
+            tg.start_soon(self._heartbeat_loop)
+            if self.rescue:
+                tg.start_soon(self._rescue_loop)
+            task_status.started(self)
+            try:
+                await self._claim_loop(tg)
+                await self._drain()
+            finally:
+                tg.cancel_scope.cancel()
+        self._tg = None
+
+    def _poke(self) -> None:
+        self._dirty = True
+        self._wake.fire()
+
+    async def _forward_wakeups(self) -> None:
+        while True:
+            await self.runkit.wakeups.work.wait()
+            self._poke()
+
+    # ---------------------------------------------------------------- claiming ------------
+    async def _claim_loop(self, tg: TaskGroup) -> None:
+        while not self._stopping:
+            free = self.concurrency - len(self._held)
+            if free > 0 and self._dirty:
+                self._dirty = False
+                want = min(free, self.batch)
+                try:
+                    runs = await self.runkit.claim(self.worker_id, want, kinds=self.kinds)
+                except Exception:
+                    log.exception("claim failed; retrying after %.1fs", self.poll_interval)
+                    runs = []
+                for run in runs:
+                    tg.start_soon(self._execute, self._hold(run))
+                if len(runs) == want:
+                    self._dirty = True  # there may be more
+                    await anyio.lowlevel.checkpoint()
+                    continue
+            if free <= 0:
+                await self._wake.wait(self.poll_interval)  # a slot frees: _execute pokes
+            elif not self._dirty and not await self._wake.wait(self.poll_interval):
+                self._dirty = True  # polling fallback: wake-ups are hints and may be lost
+
+    def _hold(self, run: Run) -> _Held:
+        lease = Lease(run.id, run.attempt, run.lease_token or "")
+        held = self._held[(run.id, run.attempt)] = _Held(run, lease, anyio.CancelScope())
+        return held
+
+    async def _drain(self) -> None:
+        """Graceful shutdown: wait up to the grace period, then release what is left."""
+        with anyio.move_on_after(self.grace_period):
+            while self._held:
+                await self._wake.wait(0.1)
+        for held in list(self._held.values()):
+            if held.stop is None:
+                held.stop = "release"
+            held.scope.cancel()
+        while self._held:
+            await self._wake.wait(0.1)
+
+    # ---------------------------------------------------------------- executing -----------
+    async def _execute(self, held: _Held) -> None:
+        try:
+            await self._execute_held(held)
+        except Exception:  # never let one run take the worker down
+            log.exception("run %s: unexpected error in the worker", held.run.id)
+        finally:
+            self._held.pop((held.run.id, held.lease.attempt), None)
+            self._poke()
+
+    async def _execute_held(self, held: _Held) -> None:
+        run = held.run
+        kind = held.kind = self.runkit.kinds.get(run.kind)
+        if kind is None:
+            exc = Fatal(f"kind {run.kind!r} is not registered in this worker")
+            await self._report(held, lambda: self.runkit.fail(held.lease, _fatal(exc)))
+            return
+        try:
+            definition = kind.validate(run.definition)
+        except ValidationError as invalid:
+            body = _fatal(invalid)
+            await self._report(held, lambda: self.runkit.fail(held.lease, body))
+            return
+        ctx = held.ctx = RunContext(self.runkit, run, held.lease, definition, self.worker_id)
+        ctx._scope = held.scope
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._flusher, held, ctx)
+            outcome = await run_attempt(kind, ctx, held.scope)
+            tg.cancel_scope.cancel()
+        if held.stop == "lost":
+            return  # fenced out: write nothing more
+        try:
+            await self._persist(ctx.flush)
+        except LeaseLost:
+            return
+        await self._finish(held, kind, outcome)
+
+    async def _flusher(self, held: _Held, ctx: RunContext) -> None:
+        while True:
+            await ctx.wait_pending()
+            await anyio.sleep(self.flush_interval)  # gather a few entries per commit
+            try:
+                await ctx.flush()
+            except LeaseLost:
+                held.stop = "lost"
+                held.scope.cancel()
+                return
+            except Exception:
+                log.warning("run %s: log flush failed; will retry", held.run.id, exc_info=True)
+                await anyio.sleep(self.poll_interval)
+
+    async def _finish(self, held: _Held, kind: Kind, outcome: Outcome) -> None:
+        rk, lease, run = self.runkit, held.lease, held.run
+        if outcome.kind == "stopped":
+            if held.stop == "release":
+                await self._report(held, lambda: rk.release(lease))
+            elif held.stop in ("cancel", "pause"):
+                await self._report(held, lambda: rk.stopped(lease))
+            return
+        if outcome.kind == "result":
+            await self._report(held, lambda: rk.complete(lease, outcome.result))
+        elif outcome.kind == "park":
+            await self._report(held, lambda: rk.park(lease, timeout=outcome.park_timeout))
+        elif outcome.kind == "timeout":
+            body = {
+                "type": "Timeout",
+                "message": f"timed out after {kind.timeout_seconds} s",
+                "retryable": False,
+            }
+            await self._report(held, lambda: rk.fail(lease, body, reason="timeout"))
+        else:
+            exc = outcome.error
+            assert exc is not None
+            policy = retry_policy(kind, held.ctx.definition if held.ctx else None)
+            retryable = is_retryable(exc, policy)
+            if retryable and run.retry_count < policy.max_attempts - 1:
+                after = getattr(exc, "retry_after", None)
+                delay = after if after is not None else backoff(policy, run.retry_count)
+                retry_at = rk.clock.now() + timedelta(seconds=delay)
+                body = error_body(exc, retryable=True, next_attempt_at=retry_at)
+                await self._report(held, lambda: rk.fail(lease, body, retry_at=retry_at))
+            else:
+                reason = "retries_exhausted" if retryable and policy.max_attempts > 1 else "error"
+                body = error_body(exc, retryable=False)
+                log.info("run %s failed: %r", run.id, exc)
+                await self._report(held, lambda: rk.fail(lease, body, reason=reason))
+
+    async def _report(self, held: _Held, call: Callable[[], Awaitable[Any]]) -> None:
+        """A fenced write of the attempt's outcome. A lost lease means another attempt owns
+        the run now: drop the outcome silently (that is the fence working)."""
+        try:
+            await self._persist(call)
+        except (LeaseLost, IllegalTransition) as exc:
+            log.info(
+                "run %s attempt %s: outcome dropped (%s)", held.run.id, held.lease.attempt, exc
+            )
+        except Exception:
+            log.warning("run %s: outcome not written; the rescuer will requeue it", held.run.id)
+
+    async def _persist(self, call: Callable[[], Awaitable[Any]]) -> Any:
+        """Retry ``call`` through storage outages for up to one lease, then re-raise (the
+        lease has expired by then and the rescuer owns the run)."""
+        deadline = time.monotonic() + self.runkit.settings.lease.total_seconds()
+        delay = 0.05
+        while True:
+            try:
+                return await call()
+            except RunkitError as exc:
+                if not isinstance(exc, StorageUnavailable) or time.monotonic() > deadline:
+                    raise
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                log.warning("storage write failed; retrying", exc_info=True)
+            await anyio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    # ---------------------------------------------------------------- heartbeat -----------
+    async def _heartbeat_loop(self) -> None:
+        interval = min(self.runkit.settings.heartbeat.total_seconds(), self.control_interval)
+        while True:
+            await anyio.sleep(interval)
+            await self._heartbeat_once()
+
+    async def _heartbeat_once(self) -> None:
+        held = list(self._held.values())
+        if not held:
+            self._last_heartbeat = time.monotonic()
+            return
+        try:
+            answers = await self.runkit.heartbeat([h.lease for h in held])
+        except Exception:
+            log.warning("heartbeat failed", exc_info=True)
+            # Self-fencing: past one lease without a heartbeat, others may own our runs.
+            if time.monotonic() - self._last_heartbeat > self.runkit.settings.lease.total_seconds():
+                for h in held:
+                    self._stop(h, "lost")
+            return
+        self._last_heartbeat = time.monotonic()
+        for h in held:
+            # The store answers per run; a superseded attempt of ours sees the fence fail.
+            self._react(h, answers.get(h.run.id) if _current(h, held) else None)
+
+    def _react(self, h: _Held, status: Status | None) -> None:
+        """Act on a heartbeat answer: the run's status as the store has it now."""
+        if status is None:
+            self._stop(h, "lost")
+        elif status is Status.CANCELLING:
+            if h.kind is None or h.kind.cancellable:
+                self._stop(h, "cancel")
+        elif status is Status.PAUSING:
+            pausable = h.kind is not None and h.kind.pausable and h.ctx is not None
+            if not pausable:
+                self._stop(h, "pause")  # restarts from scratch on resume
+            elif h.pause_deadline is None:
+                assert h.ctx is not None
+                h.ctx.pause_requested = True  # honoured at the next checkpoint
+                h.stop = h.stop or "pause"
+                h.pause_deadline = time.monotonic() + self.pause_grace
+            elif time.monotonic() >= h.pause_deadline:
+                h.scope.cancel()  # no checkpoint in time: stop anyway
+        elif status is Status.RUNNING and h.stop == "pause" and not h.scope.cancel_called:
+            # Resumed before the executor reached a checkpoint: carry on.
+            h.stop, h.pause_deadline = None, None
+            if h.ctx is not None:
+                h.ctx.pause_requested = False
+
+    @staticmethod
+    def _stop(h: _Held, why: str) -> None:
+        if h.stop in (None, "pause") or why == "lost":
+            h.stop = why
+        h.scope.cancel()
+
+    # ---------------------------------------------------------------- rescuer -------------
+    async def _rescue_loop(self) -> None:
+        interval = self.runkit.settings.rescue_interval.total_seconds()
+        while True:
+            await anyio.sleep(interval)
+            try:
+                moved = await self.runkit.rescue()
+            except Exception:
+                log.warning("rescue sweep failed", exc_info=True)
+                continue
+            if moved:
+                log.info("rescuer moved %d run(s)", moved)
+
+
+def retry_policy(kind: Kind, definition: Any) -> RetryPolicy:
+    """The kind's policy, or the one a run's config derives from it (``retry_policy``)."""
+    derive = getattr(definition, "retry_policy", None)
+    if callable(derive):
+        policy = derive(kind.retry)
+        if isinstance(policy, RetryPolicy):
+            return policy
+    return kind.retry
+
+
+def _current(h: _Held, held: list[_Held]) -> bool:
+    """Whether ``h`` is the newest attempt of its run among those this worker holds."""
+    return all(o.run.id != h.run.id or o.lease.attempt <= h.lease.attempt for o in held)
+
+
+def _fatal(exc: BaseException) -> dict[str, Any]:
+    return error_body(exc, retryable=False)

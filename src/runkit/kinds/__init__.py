@@ -1,0 +1,27 @@
+"""Built-in kinds. They register through the same ``runkit_register_kinds`` hook as
+third-party plugins: ``approval_gate`` always; the test kinds (``noop``, ``sleep``,
+``fail_n_times``, ``emit_logs``) only when ``RUNKIT_ENABLE_TEST_KINDS=1`` is set when a
+Runkit's plugin manager is built."""
+
+from __future__ import annotations
+
+import os
+
+TEST_KINDS_ENV = "RUNKIT_ENABLE_TEST_KINDS"
+
+
+def test_kinds_enabled() -> bool:
+    return os.environ.get(TEST_KINDS_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def builtin_plugins() -> list[object]:
+    """The built-in plugins (modules with hook implementations), read from the environment
+    now: each Runkit built later sees the setting of its own construction."""
+    from . import approval_gate
+
+    plugins: list[object] = [approval_gate]
+    if test_kinds_enabled():
+        from . import testing
+
+        plugins.append(testing)
+    return plugins
