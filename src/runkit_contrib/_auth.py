@@ -1,0 +1,186 @@
+"""Who is calling: credential carriers, verifiers, and the CSRF rule for cookies.
+
+Three carriers, tried in this order, and **the first one present decides** (a bad bearer
+token is a 401 even if a good cookie rides along; ambient cookie authority never rescues
+an explicit credential):
+
+1. ``Authorization: Bearer <token>``
+2. ``X-API-Key: <key>``
+3. cookie ``vai_token``
+
+Each verifier (an :class:`Authenticator`) is asked in turn with a :class:`Credentials`
+holding exactly that one carrier; the first :class:`~runkit.Principal` wins. Secrets are
+never logged, and never kept at rest in clear: :class:`ApiKeys` holds SHA-256 hashes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Literal, Protocol, runtime_checkable
+from urllib.parse import urlsplit
+
+import attrs
+from starlette.requests import Request
+
+from runkit import Principal
+
+from ._errors import HttpError
+
+Carrier = Literal["bearer", "api_key", "cookie"]
+COOKIE_NAME = "vai_token"
+CSRF_HEADER = "x-runkit-csrf"
+_UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="runkit"'}
+
+
+@attrs.frozen(repr=False)
+class Credentials:
+    """The secret a request carried, and how. Exactly one field is set."""
+
+    bearer: str | None = None
+    api_key: str | None = None
+    cookie: str | None = None
+
+    @property
+    def carrier(self) -> Carrier:
+        if self.bearer is not None:
+            return "bearer"
+        return "api_key" if self.api_key is not None else "cookie"
+
+    @property
+    def secret(self) -> str:
+        return self.bearer or self.api_key or self.cookie or ""
+
+    def __repr__(self) -> str:  # never print the secret itself
+        return f"Credentials(carrier={self.carrier!r})"
+
+
+@runtime_checkable
+class Authenticator(Protocol):
+    """Verifies one credential. Return the principal, or None when it is not yours/valid."""
+
+    async def authenticate(self, credentials: Credentials) -> Principal | None: ...
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+class ApiKeys:
+    """The built-in verifier of static API keys (bearer or ``X-API-Key``; not cookies).
+
+    ``ApiKeys(["k1", "k2"])`` names each principal ``key-<first 12 hex of its hash>``;
+    ``ApiKeys({"deploy-bot": "k1"})`` names them. Only SHA-256 hashes are kept;
+    :meth:`from_hashes` builds one from stored hashes. Every stored hash is compared with
+    ``hmac.compare_digest`` so timing does not reveal which key nearly matched.
+    """
+
+    def __init__(self, keys: Mapping[str, str] | Iterable[str] = ()) -> None:
+        if isinstance(keys, Mapping):
+            pairs = [(name, hash_key(key)) for name, key in keys.items()]
+        else:
+            pairs = [(f"key-{hash_key(k)[:12]}", hash_key(k)) for k in keys]
+        self._hashes: list[tuple[str, str]] = []
+        for name, digest in pairs:
+            self._add(name, digest)
+
+    @classmethod
+    def from_hashes(cls, hashes: Mapping[str, str]) -> ApiKeys:
+        """From ``{principal id: sha256 hex}``, e.g. read from a key file."""
+        self = cls()
+        for name, digest in hashes.items():
+            self._add(name, digest.lower())
+        return self
+
+    def _add(self, name: str, digest: str) -> None:
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise ValueError(f"API key hash for {name!r} is not a SHA-256 hex digest")
+        self._hashes.append((name, digest))
+
+    def __len__(self) -> int:
+        return len(self._hashes)
+
+    async def authenticate(self, credentials: Credentials) -> Principal | None:
+        if credentials.carrier == "cookie" or not credentials.secret:
+            return None
+        presented = hash_key(credentials.secret)
+        found: str | None = None
+        for name, digest in self._hashes:  # no early exit: constant work per request
+            if hmac.compare_digest(presented, digest):
+                found = name
+        return Principal(found, kind="api_key") if found is not None else None
+
+
+def extract(request: Request) -> Credentials | None:
+    """The first credential carried (see the module docstring), or None."""
+    header = request.headers.get("authorization")
+    if header is not None:
+        scheme, _, token = header.strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise HttpError(401, "Authorization must be 'Bearer <token>'", _CHALLENGE)
+        return Credentials(bearer=token.strip())
+    key = request.headers.get("x-api-key")
+    if key is not None:
+        return Credentials(api_key=key.strip())
+    cookie = request.cookies.get(COOKIE_NAME)
+    if cookie is not None:
+        return Credentials(cookie=cookie)
+    return None
+
+
+@attrs.frozen
+class AuthConfig:
+    authenticators: tuple[Authenticator, ...]
+    allow_anonymous: bool
+    trusted_origins: frozenset[str]
+
+
+def as_authenticators(
+    auth: Authenticator | Sequence[Authenticator] | None,
+) -> tuple[Authenticator, ...]:
+    if auth is None:
+        return ()
+    if isinstance(auth, Authenticator):
+        return (auth,)
+    return tuple(auth)
+
+
+async def authenticate(request: Request, config: AuthConfig) -> Principal | None:
+    """The caller's principal (None: anonymous, when allowed); raises 401/403 otherwise."""
+    credentials = extract(request)
+    if credentials is None:
+        if config.allow_anonymous:
+            return None
+        raise HttpError(401, "authentication required", _CHALLENGE)
+    principal: Principal | None = None
+    for verifier in config.authenticators:
+        principal = await verifier.authenticate(credentials)
+        if principal is not None:
+            break
+    if principal is None:
+        raise HttpError(401, "invalid credentials", _CHALLENGE)
+    if credentials.carrier == "cookie" and request.method in _UNSAFE_METHODS:
+        check_csrf(request, config.trusted_origins)
+    return principal
+
+
+def check_csrf(request: Request, trusted_origins: frozenset[str]) -> None:
+    """A cookie rides along on cross-site requests; a header or Fetch-Metadata cannot be
+    forged by another site (custom headers need a CORS preflight that runkit never grants).
+    Any one proof passes: ``Sec-Fetch-Site: same-origin``, an ``Origin`` that is trusted or
+    this very host, or ``X-Runkit-CSRF: 1``."""
+    headers = request.headers
+    if headers.get(CSRF_HEADER) == "1":
+        return
+    if headers.get("sec-fetch-site") == "same-origin":
+        return
+    origin = headers.get("origin")
+    if origin and origin != "null":
+        if origin.rstrip("/") in trusted_origins:
+            return
+        host = headers.get("host")
+        if host and urlsplit(origin).netloc.lower() == host.lower():
+            return
+    raise HttpError(403, "cross-site request refused (CSRF): send X-Runkit-CSRF: 1")

@@ -1,0 +1,125 @@
+"""Request bodies and query values: read with a byte budget, parse, check the shape.
+
+Decisions (docs/http.md): a non-empty body must be ``application/json`` (or ``+json``),
+else 415; bytes are counted while reading so a chunked or lying upload stops at the limit
+with 413; bad JSON, bad UTF-8, nesting deeper than :data:`MAX_DEPTH`, NUL characters and
+lone surrogates answer 422 at ``loc`` ``["body", ...]`` (storage backends such as
+PostgreSQL cannot hold the last two, so they are refused at the door, not with a 500).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+from starlette.requests import Request
+
+from ._errors import HttpError, invalid
+
+MAX_DEPTH = 64
+_INTEGER = re.compile(r"[+-]?[0-9]{1,18}")
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise HttpError(413, f"request body exceeds {max_bytes} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:  # counted while reading: Content-Length is not trusted
+            raise HttpError(413, f"request body exceeds {max_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _is_json(content_type: str | None) -> bool:
+    if not content_type:
+        return False
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+async def json_object(request: Request, max_bytes: int, *, required: bool) -> dict[str, Any]:
+    """The body as a JSON object; ``{}`` for an empty body unless ``required``."""
+    raw = await read_body(request, max_bytes)
+    if not raw.strip():
+        if required:
+            raise invalid(("body",), "field required", "missing")
+        return {}
+    if not _is_json(request.headers.get("content-type")):
+        raise HttpError(415, "request body must be application/json")
+    try:
+        value = json.loads(raw, parse_float=_number, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise invalid(("body",), f"invalid JSON: {_short(exc)}", "json_invalid") from None
+    _check(value, ("body",), 0)
+    if not isinstance(value, dict):
+        raise invalid(("body",), "body must be a JSON object", "dict_type")
+    return value
+
+
+def _number(text: str) -> int | float:
+    """JSON has one number type: ``2.0`` *is* the integer 2 (JSON Schema agrees), so an
+    integral value becomes an int and fits an ``int`` field; overflow to infinity is refused
+    (it cannot be written back as JSON)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number out of range: {text[:40]}")
+    if value.is_integer() and abs(value) < 2**63:
+        return int(value)
+    return value
+
+
+def _no_constant(text: str) -> Any:
+    raise ValueError(f"{text} is not JSON")
+
+
+def _short(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return str(exc).split("\n", 1)[0][:200]
+
+
+def _check(value: Any, loc: tuple[str | int, ...], depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise invalid(loc, f"nested deeper than {MAX_DEPTH}", "json_too_deep")
+    if isinstance(value, str):
+        _check_text(value, loc)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(key, loc)
+            _check(item, (*loc, key), depth + 1)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check(item, (*loc, index), depth + 1)
+
+
+def _check_text(text: str, loc: tuple[str | int, ...]) -> None:
+    if "\x00" in text:
+        raise invalid(loc, "NUL characters are not allowed", "string_nul")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise invalid(loc, "lone surrogate in string", "string_unicode") from None
+
+
+def query_text(request: Request, name: str) -> str | None:
+    value = request.query_params.get(name)
+    if value is not None:
+        _check_text(value, ("query", name))
+    return value
+
+
+def query_int(request: Request, name: str, default: int) -> int:
+    text = request.query_params.get(name)
+    if text is None:
+        return default
+    if not _INTEGER.fullmatch(text.strip()):
+        raise invalid(("query", name), "Input should be a valid integer", "int_parsing")
+    return int(text.strip())

@@ -1,0 +1,93 @@
+"""runkit errors to HTTP answers, through one table.
+
+Validation problems answer 422 ``{"detail": [{"loc", "msg", "type"}]}``; everything else
+answers ``{"detail": "<sentence>"}``. Nothing unexpected ever leaves with a stack trace: the
+catch-all logs it (with the trace, server side) and answers a generic 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from runkit import (
+    ErrorDetail,
+    IllegalTransition,
+    NotAllowed,
+    RunkitError,
+    RunNotFound,
+    StorageUnavailable,
+    ValidationError,
+)
+
+logger = logging.getLogger("runkit_contrib.http")
+
+#: How long a client should wait before retrying after a 503.
+RETRY_AFTER_SECONDS = "5"
+
+#: The one table: runkit error class -> HTTP status (most specific first).
+STATUS_BY_ERROR: tuple[tuple[type[RunkitError], int], ...] = (
+    (ValidationError, 422),  # IdempotencyConflict included
+    (RunNotFound, 404),
+    (IllegalTransition, 409),
+    (NotAllowed, 403),
+    (StorageUnavailable, 503),
+)
+
+
+class HttpError(Exception):
+    """An HTTP-layer refusal (401, 403, 413, 415...) raised from inside a handler."""
+
+    def __init__(self, status: int, detail: str, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.headers = dict(headers or {})
+
+
+def problem(status: int, detail: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+
+def validation_problem(details: Sequence[ErrorDetail]) -> JSONResponse:
+    return JSONResponse({"detail": [d.as_dict() for d in details]}, status_code=422)
+
+
+def invalid(loc: Sequence[str | int], msg: str, type: str) -> ValidationError:
+    """A 422 for a problem the HTTP layer finds itself (bad JSON, bad integer, ...)."""
+    return ValidationError.at(loc, msg, type)
+
+
+def to_response(exc: BaseException) -> Response:
+    """The answer for any exception a handler raised; logs what it does not expect."""
+    if isinstance(exc, HttpError):
+        return problem(exc.status, exc.detail, exc.headers)
+    if isinstance(exc, ValidationError):
+        return validation_problem(exc.details)
+    if isinstance(exc, RunkitError):
+        for cls, status in STATUS_BY_ERROR:
+            if isinstance(exc, cls):
+                headers = {"Retry-After": RETRY_AFTER_SECONDS} if status == 503 else None
+                # Storage messages may carry connection details: keep them server side.
+                detail = "storage unavailable" if status == 503 else str(exc)
+                if status == 503:
+                    logger.warning("storage unavailable: %s", exc)
+                return problem(status, detail, headers)
+    logger.exception("unhandled error in runkit HTTP API", exc_info=exc)
+    return problem(500, "internal server error")
+
+
+async def http_exception_handler(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404 (unknown path) and 405 (wrong method) as JSON, headers kept."""
+    assert isinstance(exc, HTTPException)
+    headers: dict[str, Any] = dict(exc.headers or {})
+    return problem(exc.status_code, str(exc.detail), headers)
+
+
+async def catch_all_handler(request: Request, exc: Exception) -> Response:
+    return to_response(exc)

@@ -1,0 +1,235 @@
+"""The thirteen endpoints of the Action Runs API, over :class:`runkit.Runkit`.
+
+Every handler authenticates first (so an anonymous probe learns nothing, not even that its
+input was malformed), then validates, then asks the ``authorize`` hook, then acts. Every
+exception becomes an answer through :func:`._errors.to_response`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Any
+from uuid import UUID
+
+import attrs
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from runkit import Principal, Run, Runkit, RunNotFound, _inputs
+from runkit._wire import log_page_to_wire, run_page_to_wire, run_to_wire
+
+from ._auth import AuthConfig, authenticate
+from ._body import json_object, query_int, query_text
+from ._errors import HttpError, invalid, to_response
+from ._sse import EventStreamResponse, StreamSettings, log_events, read_entries
+
+#: ``authorize(principal, action, run)`` -> bool (or an awaitable of one). ``principal`` is
+#: None for anonymous callers; ``run`` is None for "list" and "create".
+Authorize = Callable[[Principal | None, str, Run | None], bool | Awaitable[bool]]
+
+#: Who decides approvals when anonymous access is on: a user with no id or groups, so an
+#: approval policy naming approvers refuses it (None would mean runkit itself).
+ANONYMOUS = Principal("anonymous", kind="user")
+
+_CREATE_FIELDS = frozenset(
+    {"kind", "definition", "idempotencyKey", "concurrencyKey", "parentActionRunId", "actionId"}
+)
+_ACTIONS = ("execute", "pause", "resume", "cancel", "retry")
+Handler = Callable[[Request, Principal | None], Awaitable[Response]]
+
+
+@attrs.frozen
+class ApiConfig:
+    runkit: Runkit
+    auth: AuthConfig
+    max_body_bytes: int
+    authorize: Authorize | None
+    stream: StreamSettings
+
+
+class Api:
+    def __init__(self, config: ApiConfig) -> None:
+        self.config = config
+        self.rk = config.runkit
+
+    def routes(self) -> list[BaseRoute]:
+        base = "/api/v1/action-runs"
+        one = base + "/{run_id}"
+        table: dict[str, dict[str, Handler]] = {
+            base: {"GET": self.list_runs, "POST": self.create_run},
+            one: {"GET": self.get_run, "DELETE": self.delete_run},
+            one + "/approve": {"POST": self.decide("approve")},
+            one + "/reject": {"POST": self.decide("reject")},
+            one + "/logs": {"GET": self.get_logs},
+            one + "/logs/stream": {"GET": self.stream_logs},
+        }
+        for action in _ACTIONS:
+            table[f"{one}/{action}"] = {"POST": self.act(action)}
+        return [self._route(path, handlers) for path, handlers in table.items()]
+
+    def _route(self, path: str, handlers: dict[str, Handler]) -> Route:
+        """One route a path, whatever its methods, so a 405 lists them all in ``Allow``."""
+        wrapped = {method: self._wrap(handler) for method, handler in handlers.items()}
+
+        async def endpoint(request: Request) -> Response:
+            method = "GET" if request.method == "HEAD" else request.method
+            return await wrapped[method](request)
+
+        name = path.removeprefix("/api/v1/action-runs").strip("/").replace("{run_id}", "run")
+        return Route(path, endpoint, methods=list(handlers), name=name.replace("/", "_") or "runs")
+
+    def _wrap(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            try:
+                principal = await authenticate(request, self.config.auth)
+                return await handler(request, principal)
+            except Exception as exc:  # one translation table; nothing escapes as a trace
+                return to_response(exc)
+
+        return endpoint
+
+    # ------------------------------------------------------------------ authorization ----
+    async def _allowed(self, principal: Principal | None, action: str, run: Run | None) -> bool:
+        if self.config.authorize is None:
+            return True
+        answer = self.config.authorize(principal, action, run)
+        if inspect.isawaitable(answer):
+            answer = await answer
+        return bool(answer)
+
+    async def _guard(self, principal: Principal | None, action: str, run: Run | None) -> None:
+        if await self._allowed(principal, action, run):
+            return
+        # A run the caller may not even see is "not found": its existence is not leaked.
+        if run is not None and (action == "get" or not await self._allowed(principal, "get", run)):
+            raise RunNotFound(run.id)
+        target = f"run {run.id}" if run is not None else "runs"
+        raise HttpError(403, f"not allowed to {action} {target}")
+
+    async def _visible_run(self, request: Request, principal: Principal | None, action: str) -> Run:
+        run = await self.rk.get(_run_id(request))
+        await self._guard(principal, action, run)
+        return run
+
+    async def _run_json(self, run: Run, status: int = 200, **kw: Any) -> JSONResponse:
+        return JSONResponse(
+            run_to_wire(run, await self.rk.display_status(run)), status_code=status, **kw
+        )
+
+    # ------------------------------------------------------------------ handlers ---------
+    async def list_runs(self, request: Request, principal: Principal | None) -> Response:
+        page = await self.rk.list(
+            action_id=query_text(request, "action_id"),
+            kind=query_text(request, "kind"),
+            status=query_text(request, "status"),
+            parent_action_run_id=query_text(request, "parent_action_run_id"),
+            limit=query_int(request, "limit", 100),
+            offset=query_int(request, "offset", 0),
+        )
+        await self._guard(principal, "list", None)
+        shown = page
+        if self.config.authorize is not None:
+            runs = tuple([r for r in page.runs if await self._allowed(principal, "get", r)])
+            ids = {r.trigger_source_id for r in runs}
+            users = {k: v for k, v in page.users.items() if k in ids}
+            shown = attrs.evolve(page, runs=runs, users=users)
+        data = run_page_to_wire(shown, await self.rk.display_statuses(shown.runs))
+        data["hasNext"] = page.has_next  # paging follows the unfiltered page (docs/http.md)
+        return JSONResponse(data)
+
+    async def create_run(self, request: Request, principal: Principal | None) -> Response:
+        body = await json_object(request, self.config.max_body_bytes, required=True)
+        for extra in sorted(set(body) - _CREATE_FIELDS):
+            raise invalid(("body", extra), "extra field not permitted", "extra_forbidden")
+        if "kind" not in body:
+            raise invalid(("body", "kind"), "field required", "missing")
+        if not isinstance(body["kind"], str):
+            raise invalid(("body", "kind"), "must be a string", "string_type")
+        await self._guard(principal, "create", None)
+        created = await self.rk.create(
+            body["kind"],
+            body.get("definition"),
+            idempotency_key=_idempotency_key(request, body),
+            concurrency_key=body.get("concurrencyKey"),
+            parent_action_run_id=body.get("parentActionRunId"),
+            action_id=body.get("actionId"),
+            principal=principal,
+        )
+        location = str(request.url_for("run", run_id=str(created.run.id)).path)
+        if created.created:
+            return await self._run_json(created.run, 201, headers={"Location": location})
+        return await self._run_json(
+            created.run, 200, headers={"Location": location, "Idempotent-Replayed": "true"}
+        )
+
+    async def get_run(self, request: Request, principal: Principal | None) -> Response:
+        return await self._run_json(await self._visible_run(request, principal, "get"))
+
+    async def delete_run(self, request: Request, principal: Principal | None) -> Response:
+        run = await self._visible_run(request, principal, "delete")
+        await self.rk.delete(run.id, principal=principal)
+        return Response(status_code=204)
+
+    def act(self, action: str) -> Handler:
+        async def handler(request: Request, principal: Principal | None) -> Response:
+            run = await self._visible_run(request, principal, action)
+            method = getattr(self.rk, action)
+            return await self._run_json(await method(run.id, principal=principal))
+
+        return handler
+
+    def decide(self, decision: str) -> Handler:
+        async def handler(request: Request, principal: Principal | None) -> Response:
+            run_id = _run_id(request)
+            body = await json_object(request, self.config.max_body_bytes, required=False)
+            for extra in sorted(set(body) - {"reason"}):
+                raise invalid(("body", extra), "extra field not permitted", "extra_forbidden")
+            await self._visible_run(request, principal, decision)
+            method = self.rk.approve if decision == "approve" else self.rk.reject
+            new = await method(run_id, principal=principal or ANONYMOUS, reason=body.get("reason"))
+            return await self._run_json(new)
+
+        return handler
+
+    async def get_logs(self, request: Request, principal: Principal | None) -> Response:
+        run_id = _run_id(request)
+        limit = query_int(request, "limit", 100)
+        after = query_text(request, "after")
+        _inputs.bounded_int(limit, ("query", "limit"), 1, 500)
+        _inputs.cursor(after, run_id)
+        run = await self._visible_run(request, principal, "logs")
+        return JSONResponse(log_page_to_wire(await self.rk.logs(run.id, after=after, limit=limit)))
+
+    async def stream_logs(self, request: Request, principal: Principal | None) -> Response:
+        run_id = _run_id(request)
+        # The header wins: EventSource resends the original URL (with its ``after``) on every
+        # reconnect, and only Last-Event-ID says how far it got.
+        header = request.headers.get("last-event-id")
+        if header is not None and header.strip():
+            after = _inputs.cursor(header.strip(), run_id, ("header", "last-event-id"))
+        else:
+            after = _inputs.cursor(query_text(request, "after"), run_id)
+        run = await self._visible_run(request, principal, "logs")
+        if run.status.terminal and not await read_entries(self.rk, run.id, after, 1):
+            return Response(status_code=204)  # already ended: EventSource stops on 204
+        settings = self.config.stream
+        return EventStreamResponse(
+            log_events(self.rk, run.id, after, settings), send_timeout=settings.send_timeout
+        )
+
+
+def _run_id(request: Request) -> UUID:
+    return _inputs.run_id(request.path_params["run_id"])
+
+
+def _idempotency_key(request: Request, body: dict[str, Any]) -> Any:
+    """The body's ``idempotencyKey``, or the IETF ``Idempotency-Key`` header; both must agree."""
+    header = request.headers.get("idempotency-key")
+    value = body.get("idempotencyKey")
+    if header is not None and value is not None and header != value:
+        raise invalid(
+            ("header", "idempotency-key"), "differs from body idempotencyKey", "value_error"
+        )
+    return value if value is not None else header
