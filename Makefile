@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 EXTRAS ?= postgres,http,test,frameworks
 
-.PHONY: venv demo serve test lint typecheck pytest bench bench-smoke clean
+.PHONY: venv demo serve worker test lint typecheck pytest bench bench-smoke clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,9 +14,20 @@ $(BIN)/.installed: pyproject.toml
 
 venv: $(BIN)/.installed
 
-# The product on its embedded default (SQLite file in the working directory).
+# The product on its embedded default: the API, its docs page and 4 embedded workers on a
+# SQLite file (runkit.db) in the working directory. HOST, PORT and WORKERS override.
+HOST ?= 127.0.0.1
+PORT ?= 8000
+WORKERS ?= 4
+serve: venv
+	RUNKIT_ENABLE_TEST_KINDS=$${RUNKIT_ENABLE_TEST_KINDS-1} $(BIN)/runkit serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
+
+# An in-process demo: creates runs, executes them with an embedded worker, prints logs.
 demo: venv
-	$(BIN)/python examples/demo.py
+	$(BIN)/runkit demo
+
+worker: venv
+	$(BIN)/runkit worker
 
 lint: venv
 	$(BIN)/ruff check src tests benchmarks examples

@@ -6,12 +6,11 @@ from __future__ import annotations
 import builtins
 import inspect
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 from uuid import UUID, uuid4
 
-import attrs
 import pluggy
 
 from . import _inputs
@@ -20,18 +19,16 @@ from ._display import display_status
 from ._errors import (
     IdempotencyConflict,
     IllegalTransition,
-    LeaseLost,
     NotAllowed,
     RunNotFound,
     ValidationError,
 )
 from ._idempotency import IdempotencyPolicy, fingerprint, scope_key
-from ._kinds import ApprovalPolicy, Kind, KindRegistry
+from ._kinds import Kind, KindRegistry
 from ._models import (
     SYSTEM,
     Created,
     Expect,
-    Lease,
     LogEntry,
     LogPage,
     NewLogEntry,
@@ -42,29 +39,18 @@ from ._models import (
     UserProfile,
 )
 from ._plugins import collect_kinds, make_plugin_manager
-from ._states import LEASED, TERMINAL, Action, Status, _NoTransition, allowed_actions, next_status
+from ._settings import Settings
+from ._states import TERMINAL, Action, Status, allowed_actions
 from ._storage_urls import open_store
+from ._transitions import CAS_ATTEMPTS, iso
 from ._wakeups import Wakeups
-from .storage.base import Store, fence_expect, status_entry
+from ._worker_ops import WorkerOperations
+from .storage.base import Store, status_entry
 
-#: How often a compare-and-set that lost a race is re-evaluated before giving up.
-_CAS_ATTEMPTS = 20
-
-
-@attrs.frozen
-class Settings:
-    """Engine timing and budgets. Tests shrink them; see docs/configuration.md."""
-
-    lease: timedelta = timedelta(seconds=30)
-    heartbeat: timedelta = timedelta(seconds=10)
-    rescue_interval: timedelta = timedelta(seconds=2)
-    #: Lease losses a run survives; the next one fails it with reason ``crashed``.
-    interrupt_budget: int = 5
-    #: Per-key concurrency limits; a key not listed has limit 1.
-    concurrency_limits: Mapping[str, int] = attrs.field(factory=dict)
+__all__ = ["Runkit", "Settings"]
 
 
-class Runkit:
+class Runkit(WorkerOperations):
     """runkit in-process. ``async with Runkit("sqlite:///runs.db") as rk: ...``
 
     ``store`` is a :class:`~runkit.storage.base.Store` or a URL: ``memory://``,
@@ -107,11 +93,7 @@ class Runkit:
 
     # ---------------------------------------------------------------- reading -------------
     async def get(self, run_id: UUID | str) -> Run:
-        rid = _inputs.run_id(run_id)
-        run = await self.store.get(rid)
-        if run is None:
-            raise RunNotFound(rid)
-        return run
+        return await self._require(_inputs.run_id(run_id))
 
     async def list(
         self,
@@ -260,7 +242,7 @@ class Runkit:
         entries = [status_entry(None, Status.PENDING, "created", actor, now)]
         if execute:
             entries.append(status_entry(Status.PENDING, Status.QUEUED, "execute", actor, now))
-        for _ in range(_CAS_ATTEMPTS):
+        for _ in range(CAS_ATTEMPTS):
             stored, created = await self.store.insert(run, entries)
             if created:
                 if execute:
@@ -339,7 +321,7 @@ class Runkit:
 
     async def delete(self, run_id: UUID | str, *, principal: Principal | None = None) -> None:
         rid = _inputs.run_id(run_id)
-        for _ in range(_CAS_ATTEMPTS):
+        for _ in range(CAS_ATTEMPTS):
             run = await self.get(rid)
             self._target(run, Action.DELETE)
             if await self.store.delete(rid, {run.status}):
@@ -347,12 +329,6 @@ class Runkit:
                 self.wakeups.forget_logs(rid)
                 return
         raise IllegalTransition(rid, run.status, Action.DELETE, allowed_actions(run.status))
-
-    def approval_policy(self, run: Run) -> ApprovalPolicy | None:
-        kind = self.kinds.get(run.kind)
-        if kind is None or kind.approval is None:
-            return None
-        return kind.approval(kind.validate(run.definition))
 
     async def approve(
         self, run_id: UUID | str, *, principal: Principal | None = None, reason: str | None = None
@@ -370,7 +346,7 @@ class Runkit:
         rid = _inputs.run_id(run_id)
         reason = _inputs.optional_str(reason, ("body", "reason"))
         action = Action.APPROVE if decision == "approve" else Action.REJECT
-        for _ in range(_CAS_ATTEMPTS):
+        for _ in range(CAS_ATTEMPTS):
             run = await self.get(rid)
             policy = self.approval_policy(run)
             if policy is None:
@@ -385,7 +361,7 @@ class Runkit:
                 if any(d.get("by") == principal.id for d in run.approvals):
                     raise NotAllowed(f"{principal.id} has already decided run {rid}")
             now = self.clock.now()
-            record = {"by": who.id, "decision": decision, "reason": reason, "at": _iso(now)}
+            record = {"by": who.id, "decision": decision, "reason": reason, "at": iso(now)}
             approvals = (*run.approvals, record)
             approved = sum(1 for d in approvals if d["decision"] == "approve")
             if decision == "approve" and approved < policy.required:
@@ -411,275 +387,3 @@ class Runkit:
                 self.wakeups.logs_appended(rid)
                 return new
         raise IllegalTransition(rid, run.status, action, allowed_actions(run.status))
-
-    # ---------------------------------------------------------------- the machinery -------
-    def _target(self, run: Run, action: Action) -> Status | None:
-        try:
-            return next_status(run.status, action)
-        except _NoTransition:
-            raise IllegalTransition(
-                run.id, run.status, action, allowed_actions(run.status)
-            ) from None
-
-    def _changes(
-        self, run: Run, action: Action, target: Status | None, now: datetime
-    ) -> dict[str, Any]:
-        """What a move sets besides the status: leases, deadlines, timestamps, counters."""
-        changes: dict[str, Any] = {"status": target, "updated_at": now}
-        if target in TERMINAL:
-            changes["completed_at"] = now
-        if target not in LEASED:
-            changes.update(lease_token=None, worker_id=None, deadline_at=None)
-        if action is Action.RETRY:
-            changes.update(
-                retry_count=run.retry_count + 1,
-                result=None,
-                error=None,
-                completed_at=None,
-                not_before=None,
-                checkpoint=None,
-                approvals=(),
-            )
-        if action in (Action.INTERRUPT, Action.CRASH):
-            changes["interrupt_count"] = run.interrupt_count + 1
-        if action is Action.COMPLETE:
-            # A success is the outcome; earlier attempts' errors stay in the log only.
-            changes["error"] = None
-        if target is Status.QUEUED and action is not Action.REQUEUE:
-            changes["not_before"] = None
-        return changes
-
-    async def _move(
-        self,
-        run: Run,
-        action: Action,
-        actor: Principal | None,
-        *,
-        reason: str | None,
-        extra: Mapping[str, Any] | None = None,
-        fence: Lease | None = None,
-        notes: Sequence[NewLogEntry] = (),
-    ) -> Run | None:
-        """One compare-and-set of ``run`` by ``action``; None if the row changed meanwhile.
-        ``notes`` are log entries written in the same transaction, before the audit entry."""
-        target = self._target(run, action)
-        now = self.clock.now()
-        changes = self._changes(run, action, target, now)
-        changes["status_reason"] = reason
-        if extra:
-            changes.update(extra)
-        expect = Expect(
-            frozenset({run.status}),
-            attempt=fence.attempt if fence else None,
-            lease_token=fence.token if fence else None,
-        )
-        entry = status_entry(
-            run.status,
-            target,
-            reason,
-            actor.id if actor else None,
-            now,
-            worker_id=run.worker_id if fence else None,
-        )
-        new = await self.store.update(run.id, expect, changes, [*notes, entry])
-        if new is not None:
-            self.wakeups.logs_appended(run.id)
-            if run.status in LEASED and target not in LEASED:
-                self.wakeups.work_available()  # a concurrency slot was freed
-        return new
-
-    async def _act(
-        self,
-        run_id: UUID | str,
-        action: Action,
-        principal: Principal | None,
-        *,
-        reason: str | None,
-        extra: Mapping[str, Any] | None = None,
-    ) -> Run:
-        rid = _inputs.run_id(run_id)
-        for _ in range(_CAS_ATTEMPTS):
-            run = await self.get(rid)
-            new = await self._move(run, action, principal, reason=reason, extra=extra)
-            if new is not None:
-                return new
-        raise IllegalTransition(rid, run.status, action, allowed_actions(run.status))
-
-    # ---------------------------------------------------------------- worker operations ---
-    async def claim(
-        self, worker_id: str, limit: int, *, kinds: Iterable[str] | None = None
-    ) -> builtins.list[Run]:
-        runs = await self.store.claim(
-            worker_id,
-            limit,
-            now=self.clock.now(),
-            lease=self.settings.lease,
-            kinds=None if kinds is None else frozenset(kinds),
-        )
-        for run in runs:
-            self.wakeups.logs_appended(run.id, local_only=True)
-        return runs
-
-    async def heartbeat(self, leases: Sequence[Lease]) -> dict[UUID, Status | None]:
-        if not leases:
-            return {}
-        return await self.store.heartbeat(leases, now=self.clock.now(), lease=self.settings.lease)
-
-    async def _report(
-        self,
-        lease: Lease,
-        action: Action,
-        *,
-        reason: str | None,
-        extra: Mapping[str, Any] | None = None,
-        notes: Sequence[NewLogEntry] = (),
-    ) -> Run:
-        """A fenced worker move: raises LeaseLost if the worker no longer holds the run."""
-        for _ in range(_CAS_ATTEMPTS):
-            run = await self.store.get(lease.run_id)
-            if run is None or not fence_expect(lease).matches(run):
-                raise LeaseLost(lease.run_id, lease.attempt)
-            new = await self._move(
-                run, action, None, reason=reason, extra=extra, fence=lease, notes=notes
-            )
-            if new is not None:
-                return new
-        raise LeaseLost(lease.run_id, lease.attempt)
-
-    async def complete(self, lease: Lease, result: Mapping[str, Any] | None) -> Run:
-        return await self._report(
-            lease, Action.COMPLETE, reason="completed", extra={"result": dict(result or {})}
-        )
-
-    async def fail(
-        self,
-        lease: Lease,
-        error: Mapping[str, Any],
-        *,
-        retry_at: datetime | None = None,
-        reason: str = "error",
-    ) -> Run:
-        """A failed attempt: back to the queue until ``retry_at`` if given (the engine decides
-        from the kind's retry policy), else ``failed`` with ``reason``."""
-        note = NewLogEntry(
-            f"attempt {lease.attempt} failed: {str(error.get('message', ''))[:200]}",
-            level="error",
-            event="attempt.failed",
-            data={"error": dict(error), "retryAt": _iso(retry_at) if retry_at else None},
-            occurred_at=self.clock.now(),
-            attempt=lease.attempt,
-        )
-        if retry_at is not None:
-            run = await self.store.get(lease.run_id)
-            retries = (run.retry_count if run else 0) + 1
-            return await self._report(
-                lease,
-                Action.REQUEUE,
-                reason="retrying",
-                extra={"error": dict(error), "not_before": retry_at, "retry_count": retries},
-                notes=[note],
-            )
-        return await self._report(
-            lease, Action.FAIL, reason=reason, extra={"error": dict(error)}, notes=[note]
-        )
-
-    async def park(self, lease: Lease, *, timeout: timedelta | None) -> Run:
-        """Park an approval gate: no worker, no slot, a deadline if the policy has one."""
-        deadline = self.clock.now() + timeout if timeout is not None else None
-        run = await self._report(lease, Action.PARK, reason="awaiting approval")
-        if deadline is not None and run.status is Status.AWAITING_APPROVAL:
-            updated = await self.store.update(
-                run.id, Expect(frozenset({Status.AWAITING_APPROVAL})), {"deadline_at": deadline}
-            )
-            run = updated or run
-        return run
-
-    async def stopped(self, lease: Lease) -> Run:
-        """The executor stopped after a cancel or pause request."""
-        return await self._report(lease, Action.STOPPED, reason="stopped")
-
-    async def release(self, lease: Lease) -> Run:
-        """Graceful shutdown: hand the run back without counting an interrupt."""
-        return await self._report(lease, Action.RELEASE, reason="worker shutdown")
-
-    async def append_logs(
-        self, lease: Lease, entries: Sequence[NewLogEntry]
-    ) -> builtins.list[LogEntry]:
-        stored = await self.store.append_logs(lease.run_id, entries, fence=lease)
-        if stored is None:
-            raise LeaseLost(lease.run_id, lease.attempt)
-        self.wakeups.logs_appended(lease.run_id)
-        return stored
-
-    async def set_progress(
-        self,
-        lease: Lease,
-        progress: Mapping[str, Any],
-        *,
-        checkpoint: Mapping[str, Any] | None = None,
-    ) -> Run:
-        changes: dict[str, Any] = {"progress": dict(progress), "updated_at": self.clock.now()}
-        if checkpoint is not None:
-            changes["checkpoint"] = dict(checkpoint)
-        new = await self.store.update(lease.run_id, fence_expect(lease), changes)
-        if new is None:
-            raise LeaseLost(lease.run_id, lease.attempt)
-        return new
-
-    async def rescue(self, limit: int = 500) -> int:
-        """Act on every run whose deadline passed: expired leases are interrupted (or fail
-        ``crashed`` when the budget is spent); approvals time out per their policy. Returns
-        how many runs were moved. Pages through all due runs, so none is starved."""
-        moved = 0
-        while True:
-            due = await self.store.due(now=self.clock.now(), limit=limit)
-            progressed = 0
-            for run in due:
-                if await self._rescue_one(run):
-                    progressed += 1
-            moved += progressed
-            if len(due) < limit or progressed == 0:
-                return moved
-
-    async def _rescue_one(self, run: Run) -> bool:
-        if run.status in LEASED:
-            lease = Lease(run.id, run.attempt, run.lease_token or "")
-            spent = run.interrupt_count + 1 > self.settings.interrupt_budget
-            action = Action.CRASH if spent and run.status is Status.RUNNING else Action.INTERRUPT
-            extra: dict[str, Any] = {}
-            if action is Action.CRASH:
-                extra["error"] = {
-                    "type": "WorkerLost",
-                    "message": f"worker lost {run.interrupt_count + 1} times",
-                    "reason": "crashed",
-                }
-            reason = "crashed" if action is Action.CRASH else "lease expired"
-            try:
-                return (
-                    await self._move(run, action, SYSTEM, reason=reason, extra=extra, fence=lease)
-                    is not None
-                )
-            except IllegalTransition:
-                return False
-        if run.status is Status.AWAITING_APPROVAL:
-            policy = self.approval_policy(run)
-            outcome = policy.on_timeout if policy else "reject"
-            action = {"approve": Action.APPROVE, "fail": Action.TIME_OUT}.get(
-                outcome, Action.REJECT
-            )
-            extra = {}
-            if action is Action.TIME_OUT:
-                extra["error"] = {"type": "ApprovalTimeout", "message": "approval timed out"}
-            return (
-                await self._move(run, action, SYSTEM, reason="approval_timeout", extra=extra)
-                is not None
-            )
-        # A deadline on any other status is stale (left by a race); clear it.
-        return (
-            await self.store.update(run.id, Expect(frozenset({run.status})), {"deadline_at": None})
-            is not None
-        )
-
-
-def _iso(when: datetime) -> str:
-    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")

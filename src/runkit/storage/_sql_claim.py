@@ -1,9 +1,10 @@
 """The claim of the SQL store: pick due queued runs in ``seq`` order and lease them, in one
-transaction, with the memory store's exact rules (``MemoryStore.claim`` is the reference).
+transaction, with the rule every backend shares (:func:`~runkit.storage.base.pick_claimable`).
 
 The candidate rows are read in a few statements; which of them are claimed is decided in
-Python by :func:`pick` (the memory store's loop over a smaller list), and the winners are
-written back with one executemany UPDATE and one executemany INSERT of their audit entries.
+Python by :func:`~runkit.storage.base.pick_claimable` (the rule every backend shares), and
+the winners are written back with one executemany UPDATE and one executemany INSERT of
+their audit entries.
 
 Why the candidate lists are exact: a claim takes at most ``limit`` runs, so it needs at
 most the first ``limit`` due unkeyed runs, at most the first ``limit`` due queued runs of a
@@ -41,7 +42,7 @@ from .._models import Run
 from .._states import LEASED, Status
 from ._schema import logs, runs
 from ._sql_rows import log_values, row_to_run
-from .base import MUTABLE_FIELDS, claimed, materialize
+from .base import MUTABLE_FIELDS, claimed, materialize, pick_claimable
 
 LEASED_VALUES = sorted(s.value for s in LEASED)
 #: The fields a claim writes back. :func:`claimed` decides the claimed run; a field it
@@ -98,37 +99,6 @@ def _held_of(key: sa.ColumnElement[Any]) -> sa.ScalarSelect[int]:
     )
 
 
-def pick(
-    candidates: Sequence[Run], held: dict[str, int], limit: int, kinds: Collection[str] | None
-) -> list[Run]:
-    """The memory store's claim loop over ``candidates`` (due queued runs in ``seq`` order).
-
-    ``held`` has an entry for every key whose runs are among the candidates (its leased
-    count) and is updated as runs are picked; a keyed run whose key has no entry (PostgreSQL:
-    another claimer holds the key this round) is left alone.
-    """
-    blocked: set[str] = set()
-    out: list[Run] = []
-    for run in candidates:
-        if len(out) >= limit:
-            break
-        key = run.concurrency_key
-        if key is not None:
-            if key not in held:
-                continue
-            if key in blocked or held[key] >= run.concurrency_limit:
-                blocked.add(key)
-                continue
-        if kinds is not None and run.kind not in kinds:
-            if key is not None:
-                blocked.add(key)  # FIFO: a later run of the key must not overtake it
-            continue
-        out.append(run)
-        if key is not None:
-            held[key] += 1
-    return out
-
-
 def claim(
     conn: Connection,
     worker_id: str,
@@ -167,7 +137,7 @@ def claim(
         candidates.extend(keyed)
         candidates.sort(key=lambda r: r.seq)
 
-    chosen = pick(candidates, held, limit, kinds)
+    chosen = pick_claimable(candidates, held, limit, kinds)
     return _write(conn, chosen, worker_id, now, lease)
 
 

@@ -61,6 +61,8 @@ def build_engine(
     if backend == "sqlite":
         if u.get_driver_name() != "pysqlite":
             raise ConfigurationError(f"runkit's SQLite store uses the stdlib driver, not {u}")
+        if synchronous not in ("NORMAL", "FULL"):  # spliced into a PRAGMA below
+            raise ConfigurationError(f"sqlite synchronous must be NORMAL or FULL: {synchronous!r}")
         args: dict[str, Any] = {"timeout": busy_timeout}
         kwargs: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"}
         if is_memory_sqlite(u):

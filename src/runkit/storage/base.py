@@ -91,6 +91,7 @@ class Store(abc.ABC):
         If ``run.idempotency_scope`` is set and another run holds it, insert nothing and
         return ``(that_run, False)``. Races between concurrent inserts are settled by a unique
         index (or an equivalent single critical section), never by check-then-insert.
+        Raises ValueError if a run with ``run.id`` exists (ids are the core's uuid4s).
         """
 
     @abc.abstractmethod
@@ -112,7 +113,8 @@ class Store(abc.ABC):
     ) -> Run | None:
         """Compare-and-set: if the run exists and ``expect`` matches it, apply ``changes``
         (keys from :data:`MUTABLE_FIELDS`), append ``entries`` and return the new run;
-        otherwise change nothing and return None."""
+        otherwise change nothing and return None. Raises ValueError for an unknown field, or
+        for an ``idempotency_scope`` another run holds (the core only ever clears one)."""
 
     @abc.abstractmethod
     async def delete(self, run_id: UUID, statuses: Collection[Status]) -> bool:
@@ -188,6 +190,39 @@ def claimed(run: Run, worker_id: str, now: datetime, lease: timedelta) -> tuple[
         status_reason=None,
     )
     return new, status_entry(run.status, target, "claimed", worker_id, now, attempt, worker_id)
+
+
+def pick_claimable(
+    candidates: Sequence[Run], held: dict[str, int], limit: int, kinds: Collection[str] | None
+) -> list[Run]:
+    """Which of ``candidates`` (due queued runs in ``seq`` order) a claim takes: the claim
+    rule of :meth:`Store.claim`, shared by every backend so that they agree to the letter.
+
+    ``held`` has an entry for every key whose runs are among the candidates (its leased
+    count) and is updated as runs are picked; a keyed run whose key has no entry (PostgreSQL:
+    another claimer holds the key this round) is left alone. A keyed run that cannot be
+    taken blocks the rest of its key (FIFO within a key).
+    """
+    blocked: set[str] = set()
+    out: list[Run] = []
+    for run in candidates:
+        if len(out) >= limit:
+            break
+        key = run.concurrency_key
+        if key is not None:
+            if key not in held:
+                continue
+            if key in blocked or held[key] >= run.concurrency_limit:
+                blocked.add(key)
+                continue
+        if kinds is not None and run.kind not in kinds:
+            if key is not None:
+                blocked.add(key)  # FIFO: a later run of the key must not overtake it
+            continue
+        out.append(run)
+        if key is not None:
+            held[key] += 1
+    return out
 
 
 def status_entry(

@@ -16,7 +16,7 @@ import attrs
 
 from .._models import Expect, Lease, LogEntry, NewLogEntry, Run, RunQuery
 from .._states import LEASED, TERMINAL, Status
-from .base import Store, check_changes, claimed, fence_expect, materialize
+from .base import Store, check_changes, claimed, fence_expect, materialize, pick_claimable
 
 
 class MemoryStore(Store):
@@ -116,33 +116,23 @@ class MemoryStore(Store):
         lease: timedelta,
         kinds: Collection[str] | None = None,
     ) -> builtins.list[Run]:
-        held: dict[str, int] = {}
-        for r in self._runs.values():
-            if r.concurrency_key is not None and r.status in LEASED:
-                held[r.concurrency_key] = held.get(r.concurrency_key, 0) + 1
-        blocked: set[str] = set()  # keys whose head of line could not be claimed
-        out: builtins.list[Run] = []
-        queued = sorted(
-            (r for r in self._runs.values() if r.status is Status.QUEUED), key=lambda r: r.seq
+        due = sorted(
+            (
+                r
+                for r in self._runs.values()
+                if r.status is Status.QUEUED and (r.not_before is None or r.not_before <= now)
+            ),
+            key=lambda r: r.seq,
         )
-        for run in queued:
-            if len(out) >= limit:
-                break
-            if run.not_before is not None and run.not_before > now:
-                continue  # a delayed run never blocks an eligible one of its key
-            key = run.concurrency_key
-            if key is not None and (key in blocked or held.get(key, 0) >= run.concurrency_limit):
-                blocked.add(key)
-                continue
-            if kinds is not None and run.kind not in kinds:
-                if key is not None:
-                    blocked.add(key)  # FIFO: a later run of the key must not overtake it
-                continue
+        held = {r.concurrency_key: 0 for r in due if r.concurrency_key is not None}
+        for r in self._runs.values():
+            if r.concurrency_key in held and r.status in LEASED:
+                held[r.concurrency_key] += 1
+        out: builtins.list[Run] = []
+        for run in pick_claimable(due, held, limit, kinds):
             new, entry = claimed(run, worker_id, now, lease)
             self._runs[run.id] = new
             new, _ = self._append(new, [entry])
-            if key is not None:
-                held[key] = held.get(key, 0) + 1
             out.append(new)
         return out
 

@@ -1,0 +1,193 @@
+"""What workers and the rescuer ask of runkit: claim runs, keep their leases, report logs,
+progress and outcomes. Every report is fenced by the worker's lease (attempt and token): a
+worker that lost its lease gets :class:`~runkit.LeaseLost` and changes nothing."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from ._errors import IllegalTransition, LeaseLost
+from ._models import SYSTEM, Expect, Lease, LogEntry, NewLogEntry, Run
+from ._states import LEASED, Action, Status
+from ._transitions import CAS_ATTEMPTS, Transitions, iso
+from .storage.base import fence_expect
+
+
+class WorkerOperations(Transitions):
+    async def claim(
+        self, worker_id: str, limit: int, *, kinds: Iterable[str] | None = None
+    ) -> builtins.list[Run]:
+        runs = await self.store.claim(
+            worker_id,
+            limit,
+            now=self.clock.now(),
+            lease=self.settings.lease,
+            kinds=None if kinds is None else frozenset(kinds),
+        )
+        for run in runs:
+            self.wakeups.logs_appended(run.id, local_only=True)
+        return runs
+
+    async def heartbeat(self, leases: Sequence[Lease]) -> dict[UUID, Status | None]:
+        if not leases:
+            return {}
+        return await self.store.heartbeat(leases, now=self.clock.now(), lease=self.settings.lease)
+
+    async def _report(
+        self,
+        lease: Lease,
+        action: Action,
+        *,
+        reason: str | None,
+        extra: Mapping[str, Any] | None = None,
+        notes: Sequence[NewLogEntry] = (),
+    ) -> Run:
+        """A fenced worker move: raises LeaseLost if the worker no longer holds the run."""
+        for _ in range(CAS_ATTEMPTS):
+            run = await self.store.get(lease.run_id)
+            if run is None or not fence_expect(lease).matches(run):
+                raise LeaseLost(lease.run_id, lease.attempt)
+            new = await self._move(
+                run, action, None, reason=reason, extra=extra, fence=lease, notes=notes
+            )
+            if new is not None:
+                return new
+        raise LeaseLost(lease.run_id, lease.attempt)
+
+    async def complete(self, lease: Lease, result: Mapping[str, Any] | None) -> Run:
+        return await self._report(
+            lease, Action.COMPLETE, reason="completed", extra={"result": dict(result or {})}
+        )
+
+    async def fail(
+        self,
+        lease: Lease,
+        error: Mapping[str, Any],
+        *,
+        retry_at: datetime | None = None,
+        reason: str = "error",
+    ) -> Run:
+        """A failed attempt: back to the queue until ``retry_at`` if given (the engine decides
+        from the kind's retry policy), else ``failed`` with ``reason``."""
+        note = NewLogEntry(
+            f"attempt {lease.attempt} failed: {str(error.get('message', ''))[:200]}",
+            level="error",
+            event="attempt.failed",
+            data={"error": dict(error), "retryAt": iso(retry_at) if retry_at else None},
+            occurred_at=self.clock.now(),
+            attempt=lease.attempt,
+        )
+        if retry_at is not None:
+            run = await self.store.get(lease.run_id)
+            retries = (run.retry_count if run else 0) + 1
+            return await self._report(
+                lease,
+                Action.REQUEUE,
+                reason="retrying",
+                extra={"error": dict(error), "not_before": retry_at, "retry_count": retries},
+                notes=[note],
+            )
+        return await self._report(
+            lease, Action.FAIL, reason=reason, extra={"error": dict(error)}, notes=[note]
+        )
+
+    async def park(self, lease: Lease, *, timeout: timedelta | None) -> Run:
+        """Park an approval gate: no worker, no slot, a deadline if the policy has one."""
+        deadline = self.clock.now() + timeout if timeout is not None else None
+        run = await self._report(lease, Action.PARK, reason="awaiting approval")
+        if deadline is not None and run.status is Status.AWAITING_APPROVAL:
+            updated = await self.store.update(
+                run.id, Expect(frozenset({Status.AWAITING_APPROVAL})), {"deadline_at": deadline}
+            )
+            run = updated or run
+        return run
+
+    async def stopped(self, lease: Lease) -> Run:
+        """The executor stopped after a cancel or pause request."""
+        return await self._report(lease, Action.STOPPED, reason="stopped")
+
+    async def release(self, lease: Lease) -> Run:
+        """Graceful shutdown: hand the run back without counting an interrupt."""
+        return await self._report(lease, Action.RELEASE, reason="worker shutdown")
+
+    async def append_logs(
+        self, lease: Lease, entries: Sequence[NewLogEntry]
+    ) -> builtins.list[LogEntry]:
+        stored = await self.store.append_logs(lease.run_id, entries, fence=lease)
+        if stored is None:
+            raise LeaseLost(lease.run_id, lease.attempt)
+        self.wakeups.logs_appended(lease.run_id)
+        return stored
+
+    async def set_progress(
+        self,
+        lease: Lease,
+        progress: Mapping[str, Any],
+        *,
+        checkpoint: Mapping[str, Any] | None = None,
+    ) -> Run:
+        changes: dict[str, Any] = {"progress": dict(progress), "updated_at": self.clock.now()}
+        if checkpoint is not None:
+            changes["checkpoint"] = dict(checkpoint)
+        new = await self.store.update(lease.run_id, fence_expect(lease), changes)
+        if new is None:
+            raise LeaseLost(lease.run_id, lease.attempt)
+        return new
+
+    async def rescue(self, limit: int = 500) -> int:
+        """Act on every run whose deadline passed: expired leases are interrupted (or fail
+        ``crashed`` when the budget is spent); approvals time out per their policy. Returns
+        how many runs were moved. Pages through all due runs, so none is starved."""
+        moved = 0
+        while True:
+            due = await self.store.due(now=self.clock.now(), limit=limit)
+            progressed = 0
+            for run in due:
+                if await self._rescue_one(run):
+                    progressed += 1
+            moved += progressed
+            if len(due) < limit or progressed == 0:
+                return moved
+
+    async def _rescue_one(self, run: Run) -> bool:
+        if run.status in LEASED:
+            lease = Lease(run.id, run.attempt, run.lease_token or "")
+            spent = run.interrupt_count + 1 > self.settings.interrupt_budget
+            action = Action.CRASH if spent and run.status is Status.RUNNING else Action.INTERRUPT
+            extra: dict[str, Any] = {}
+            if action is Action.CRASH:
+                extra["error"] = {
+                    "type": "WorkerLost",
+                    "message": f"worker lost {run.interrupt_count + 1} times",
+                    "reason": "crashed",
+                }
+            reason = "crashed" if action is Action.CRASH else "lease expired"
+            try:
+                return (
+                    await self._move(run, action, SYSTEM, reason=reason, extra=extra, fence=lease)
+                    is not None
+                )
+            except IllegalTransition:
+                return False
+        if run.status is Status.AWAITING_APPROVAL:
+            policy = self.approval_policy(run)
+            outcome = policy.on_timeout if policy else "reject"
+            action = {"approve": Action.APPROVE, "fail": Action.TIME_OUT}.get(
+                outcome, Action.REJECT
+            )
+            extra = {}
+            if action is Action.TIME_OUT:
+                extra["error"] = {"type": "ApprovalTimeout", "message": "approval timed out"}
+            return (
+                await self._move(run, action, SYSTEM, reason="approval_timeout", extra=extra)
+                is not None
+            )
+        # A deadline on any other status is stale (left by a race); clear it.
+        return (
+            await self.store.update(run.id, Expect(frozenset({run.status})), {"deadline_at": None})
+            is not None
+        )
