@@ -17,6 +17,7 @@ from . import _inputs
 from ._clock import Clock, SystemClock
 from ._display import display_status
 from ._errors import (
+    ConfigurationError,
     IdempotencyConflict,
     IllegalTransition,
     NotAllowed,
@@ -200,6 +201,75 @@ class Runkit(WorkerOperations):
         With an ``idempotency_key`` already used in its scope: the same request returns the
         existing run (``created`` False); a different one raises IdempotencyConflict.
         """
+        run, entries = self._build(
+            kind,
+            definition,
+            idempotency_key=idempotency_key,
+            concurrency_key=concurrency_key,
+            concurrency_limit=concurrency_limit,
+            parent_action_run_id=parent_action_run_id,
+            action_id=action_id,
+            principal=principal,
+            execute=execute,
+        )
+        parent = run.parent_action_run_id
+        if parent is not None and await self.store.get(parent) is None:
+            raise ValidationError.at(
+                ("body", "parentActionRunId"), f"parent run {parent} not found", "not_found"
+            )
+        for _ in range(CAS_ATTEMPTS):
+            stored, created = await self.store.insert(run, entries)
+            if created:
+                if execute:
+                    self.wakeups.work_available()
+                return Created(stored, True)
+            if self._idempotency_expired(stored, run.created_at):
+                await self.store.update(
+                    stored.id, Expect(frozenset(Status)), {"idempotency_scope": None}
+                )
+                continue  # the key is free again: insert anew
+            return self._replay(stored, run)
+        raise RuntimeError("idempotency key kept changing hands")  # pragma: no cover
+
+    def create_in(
+        self,
+        connection: Any,
+        kind: str,
+        definition: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> Created:
+        """:meth:`create` inside the host's own SQLAlchemy transaction (``connection``, a
+        synchronous Connection to the store's database): the run exists if and only if the
+        host's transaction commits. Takes :meth:`create`'s keyword options.
+
+        Needs a SQL store. Inside the host's transaction runkit writes nothing else, so the
+        parent run is not looked up and a key past its TTL still names its run (replay or
+        conflict); :meth:`create` checks the first and reclaims the second. Workers notice
+        the run at their next poll.
+        """
+        insert_in = getattr(self.store, "insert_in", None)
+        if insert_in is None:
+            raise ConfigurationError(
+                f"create_in needs a SQL store; {type(self.store).__name__} has no insert_in"
+            )
+        run, entries = self._build(kind, definition, **options)
+        stored, created = insert_in(connection, run, entries)
+        return Created(stored, True) if created else self._replay(stored, run)
+
+    def _build(
+        self,
+        kind: str,
+        definition: Mapping[str, Any] | None,
+        *,
+        idempotency_key: str | None = None,
+        concurrency_key: str | None = None,
+        concurrency_limit: int | None = None,
+        parent_action_run_id: UUID | str | None = None,
+        action_id: str | None = None,
+        principal: Principal | None = None,
+        execute: bool = False,
+    ) -> tuple[Run, builtins.list[NewLogEntry]]:
+        """A new run from a create request, validated, and its first audit entries."""
         spec = self.kinds.require(kind)
         definition = {} if definition is None else definition
         spec.validate(definition)
@@ -207,17 +277,12 @@ class Runkit(WorkerOperations):
         ckey = _inputs.key(concurrency_key, ("body", "concurrencyKey"))
         action_id = _inputs.optional_str(action_id, ("body", "actionId"))
         parent = _inputs.optional_uuid(parent_action_run_id, ("body", "parentActionRunId"))
-        if parent is not None and await self.store.get(parent) is None:
-            raise ValidationError.at(
-                ("body", "parentActionRunId"), f"parent run {parent} not found", "not_found"
-            )
         limit = concurrency_limit
         if limit is None:
             limit = self.settings.concurrency_limits.get(ckey, 1) if ckey else 1
         limit = _inputs.bounded_int(limit, ("body", "concurrencyLimit"), 1, 10_000)
         now = self.clock.now()
         definition = dict(definition)
-        fp = fingerprint(spec.name, definition, parent, action_id) if idem else None
         run = Run(
             id=uuid4(),
             kind=spec.name,
@@ -236,30 +301,21 @@ class Runkit(WorkerOperations):
             idempotency_scope=scope_key(self.idempotency, idem, spec.name, principal)
             if idem
             else None,
-            fingerprint=fp,
+            fingerprint=fingerprint(spec.name, definition, parent, action_id) if idem else None,
         )
         actor = principal.id if principal else None
         entries = [status_entry(None, Status.PENDING, "created", actor, now)]
         if execute:
             entries.append(status_entry(Status.PENDING, Status.QUEUED, "execute", actor, now))
-        for _ in range(CAS_ATTEMPTS):
-            stored, created = await self.store.insert(run, entries)
-            if created:
-                if execute:
-                    self.wakeups.work_available()
-                return Created(stored, True)
-            assert idem is not None
-            if self._idempotency_expired(stored, now):
-                await self.store.update(
-                    stored.id,
-                    Expect(frozenset(Status), lease_token=None),
-                    {"idempotency_scope": None},
-                )
-                continue  # the key is free again: insert anew
-            if stored.fingerprint != fp:
-                raise IdempotencyConflict(idem, stored.id)
-            return Created(stored, False)
-        raise RuntimeError("idempotency key kept changing hands")  # pragma: no cover
+        return run, entries
+
+    @staticmethod
+    def _replay(existing: Run, request: Run) -> Created:
+        """The answer when ``request``'s idempotency key is held by ``existing``."""
+        if existing.fingerprint != request.fingerprint:
+            assert request.idempotency_key is not None
+            raise IdempotencyConflict(request.idempotency_key, existing.id)
+        return Created(existing, False)
 
     def _idempotency_expired(self, run: Run, now: datetime) -> bool:
         ttl = self.idempotency.ttl

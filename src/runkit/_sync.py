@@ -71,6 +71,13 @@ class SyncRunkit:
             self._portal_cm.__exit__(exc_type, exc, tb)
             self._portal = self._portal_cm = None
 
+    def create_in(self, connection: Any, kind: str, definition: Any = None, **options: Any) -> Any:
+        """:meth:`Runkit.create_in`: already synchronous, it runs on the caller's thread
+        inside the caller's transaction."""
+        if self.runkit is None:
+            raise RuntimeError("use SyncRunkit inside a with block")
+        return self.runkit.create_in(connection, kind, definition, **options)
+
     def __getattr__(self, name: str) -> Any:
         if name not in _FORWARDED:
             raise AttributeError(name)
