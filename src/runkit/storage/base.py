@@ -1,4 +1,5 @@
-"""The storage contract: eleven atomic primitives, and helpers every backend shares.
+"""The storage contract: eleven atomic primitives (and a batched update with a default),
+and helpers every backend shares.
 
 A backend stores runs and their log entries and performs each primitive below atomically.
 It decides nothing: which transition is legal, which idempotency key wins, what a claimed run
@@ -62,6 +63,16 @@ MUTABLE_FIELDS = frozenset(
 )
 
 
+@attrs.frozen
+class Update:
+    """One compare-and-set of :meth:`Store.update_many`."""
+
+    run_id: UUID
+    expect: Expect
+    changes: Mapping[str, Any]
+    entries: Sequence[NewLogEntry] = ()
+
+
 class Store(abc.ABC):
     """A storage backend. Use it as ``async with store:``; the primitives are valid inside."""
 
@@ -115,6 +126,15 @@ class Store(abc.ABC):
         (keys from :data:`MUTABLE_FIELDS`), append ``entries`` and return the new run;
         otherwise change nothing and return None. Raises ValueError for an unknown field, or
         for an ``idempotency_scope`` another run holds (the core only ever clears one)."""
+
+    async def update_many(self, updates: Sequence[Update]) -> builtins.list[Run | None]:
+        """Several :meth:`update` calls, one result each, in order. Each item is its own
+        compare-and-set: one failing changes nothing of that item and nothing of the others.
+
+        Backends should override this to write the batch in one transaction (it is how
+        workers save commits); this default calls :meth:`update` for each item.
+        """
+        return [await self.update(u.run_id, u.expect, u.changes, u.entries) for u in updates]
 
     @abc.abstractmethod
     async def delete(self, run_id: UUID, statuses: Collection[Status]) -> bool:

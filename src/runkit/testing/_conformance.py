@@ -26,7 +26,7 @@ import pytest
 
 from .._models import Expect, Lease, NewLogEntry, Run, RunQuery
 from .._states import LEASED, Status
-from ..storage.base import Store, status_entry
+from ..storage.base import Store, Update, status_entry
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
@@ -258,6 +258,31 @@ class StoreConformance:
                 tg.start_soon(move, i)
         assert sum(w is not None for w in wins) == 1
         assert len(await store_twins[0].read_logs(run.id, after=0, limit=100)) == 1
+
+    async def test_update_many_applies_each_item_on_its_own(self, store: Store) -> None:
+        a, _ = await store.insert(make_run(), [entry("a")])
+        b, _ = await store.insert(make_run(status=Status.QUEUED), [])
+        c, _ = await store.insert(make_run(), [])
+        pending = Expect(frozenset({Status.PENDING}))
+        results = await store.update_many(
+            [
+                Update(a.id, pending, {"status": Status.QUEUED}, [entry("a moved")]),
+                Update(b.id, pending, {"status": Status.RUNNING}, [entry("b refused")]),
+                Update(uuid4(), pending, {"status": Status.QUEUED}),
+                Update(c.id, pending, {"progress": {"n": 1}}, [entry("c1"), entry("c2")]),
+            ]
+        )
+        assert [r is not None for r in results] == [True, False, False, True]
+        assert results[0] is not None and results[0].status is Status.QUEUED
+        assert results[3] is not None and results[3].progress == {"n": 1}
+        assert await store.get(b.id) == b
+        assert [e.message for e in await store.read_logs(a.id, after=0, limit=9)] == [
+            "a",
+            "a moved",
+        ]
+        assert await store.read_logs(b.id, after=0, limit=9) == []
+        assert [e.seq for e in await store.read_logs(c.id, after=0, limit=9)] == [1, 2]
+        assert await store.update_many([]) == []
 
     # ---------------------------------------------------------------- delete -------------
     async def test_delete_respects_status_and_frees_key_and_logs(self, store: Store) -> None:
