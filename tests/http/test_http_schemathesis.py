@@ -10,10 +10,6 @@ alone, so negative cases stay negative)."""
 
 from __future__ import annotations
 
-import re
-import uuid
-from typing import Any
-
 import anyio
 import schemathesis
 from api_support import API_KEY, KINDS
@@ -21,6 +17,7 @@ from hypothesis import HealthCheck, settings
 
 from runkit import Runkit
 from runkit_contrib import ApiKeys, asgi_app
+from schemathesis_support import honour_cross_field_rules
 
 runkit = Runkit("memory://", kinds=KINDS, autoload_plugins=False)
 anyio.run(runkit.__aenter__)  # the memory store needs no closing
@@ -41,30 +38,5 @@ schema = schema.exclude(operation_id="stream_run_logs")
     suppress_health_check=list(HealthCheck),
 )
 def test_api_conforms(case: schemathesis.Case) -> None:
-    honour_cross_field_rules(case)
+    honour_cross_field_rules(case, str(PARENT.id))
     case.call_and_validate(headers={"X-API-Key": API_KEY})
-
-
-_CURSOR = re.compile(r"[0-9a-f]{8}-[0-9]{1,18}")
-
-
-def _is_uuid(value: Any) -> bool:
-    try:
-        uuid.UUID(value)
-    except (TypeError, ValueError, AttributeError):
-        return False
-    return True
-
-
-def honour_cross_field_rules(case: schemathesis.Case) -> None:
-    body = case.body
-    if isinstance(body, dict):
-        if _is_uuid(body.get("parentActionRunId")):
-            body["parentActionRunId"] = str(PARENT.id)
-        key = body.get("idempotencyKey")
-        if isinstance(key, str) and 1 <= len(key) <= 255:
-            body["idempotencyKey"] = uuid.uuid4().hex
-    run_id = (case.path_parameters or {}).get("run_id")
-    after = (case.query or {}).get("after")
-    if isinstance(after, str) and _CURSOR.fullmatch(after) and _is_uuid(run_id):
-        case.query["after"] = uuid.UUID(run_id).hex[:8] + after[8:]

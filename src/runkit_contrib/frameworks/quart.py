@@ -1,20 +1,21 @@
 """Quart: serve runkit under a prefix by wrapping ``app.asgi_app`` (as Flask users wrap
-``wsgi_app``), and open runkit from Quart's ``while_serving``::
+``wsgi_app``), and open runkit from Quart's serving hooks::
 
     app = Quart(__name__)
     mount_quart(app, runkit_contrib.asgi_app(rk, auth=...), "/runkit", runkit=rk, workers=2)
 
 Wrapping ``asgi_app`` rather than the app object keeps ``app`` a Quart (``app.run``,
 ``app.test_client`` and ``hypercorn module:app`` all still work). Lifespan events keep going
-to Quart, which runs ``while_serving`` generators: that is where runkit opens.
+to Quart, whose serving hooks open and close runkit.
 
 This module imports nothing from Quart: it only needs ``app.asgi_app`` and
-``app.while_serving``, so the app is typed structurally.
+its serving hooks, so the app is typed structurally.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from typing import Any, Protocol
 
 from runkit import Runkit
@@ -35,7 +36,9 @@ from ._scope import (
 class QuartLike(Protocol):
     asgi_app: Any
 
-    def while_serving(self, func: Callable[[], AsyncGenerator[None, None]]) -> Any: ...
+    def before_serving(self, func: Callable[[], Awaitable[None]]) -> Any: ...
+
+    def after_serving(self, func: Callable[[], Awaitable[None]]) -> Any: ...
 
 
 class PrefixDispatcher:
@@ -73,9 +76,21 @@ def mount_quart(
     if runkit is None:
         return
     opened = runkit
+    # Not ``while_serving``: Quart calls that generator function once, at registration, so
+    # an app served twice in one process (``app.test_app()`` in each test, a test client
+    # that runs lifespan per request) finds it exhausted and fails its startup. Quart runs
+    # startup and shutdown in the same lifespan task, so the embedded worker's task group
+    # may open in one hook and close in the other.
+    stacks: list[AsyncExitStack] = []
 
-    async def runkit_while_serving() -> AsyncGenerator[None, None]:
-        async with runkit_lifespan(opened, workers=workers):
-            yield
+    async def open_runkit() -> None:
+        stack = AsyncExitStack()
+        await stack.enter_async_context(runkit_lifespan(opened, workers=workers))
+        stacks.append(stack)
 
-    app.while_serving(runkit_while_serving)
+    async def close_runkit() -> None:
+        if stacks:
+            await stacks.pop().aclose()
+
+    app.before_serving(open_runkit)
+    app.after_serving(close_runkit)

@@ -1,0 +1,1 @@
+"""Django host: ``RUNKIT_API_KEYS=k uvicorn examples.django_app.asgi:application``."""

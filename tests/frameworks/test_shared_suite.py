@@ -1,0 +1,390 @@
+"""The one HTTP suite every framework integration passes (see clients.py): the runkit app
+mounted under ``/runkit`` of a FastAPI, Starlette, Litestar, Django and Quart host must
+answer exactly as it does alone, with its URLs (Location, OpenAPI ``servers``, the docs
+page's links) carrying the prefix, and runkit opened by the host's own lifespan."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import urljoin
+from uuid import uuid4
+
+import anyio
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from runkit import Lease, Run, Runkit
+
+from .clients import HELLO, FrameworkClient
+from .conftest import API_KEY, MAX_BODY, SESSION, TrackingStore
+
+pytestmark = pytest.mark.anyio
+
+AUTH = {"X-API-Key": API_KEY}
+COOKIE = {"Cookie": f"vai_token={SESSION}"}
+
+
+async def create(host: FrameworkClient, body: dict[str, Any], **headers: str) -> dict[str, Any]:
+    response = await host.http.post(host.api(), json=body, headers={**AUTH, **headers})
+    assert response.status_code == 201, response.text
+    data: dict[str, Any] = response.json()
+    return data
+
+
+async def post(host: FrameworkClient, run_id: str, action: str, **kw: Any) -> httpx.Response:
+    return await host.http.post(host.api(f"/{run_id}/{action}"), headers=AUTH, **kw)
+
+
+async def awaiting_approval(runkit: Runkit, approvers: list[str] | None = None) -> Run:
+    """A gate run parked by a fake worker, as the engine would leave it."""
+    await runkit.create("t_gate", {"approvers": approvers or []}, execute=True)
+    (run,) = await runkit.claim("test-worker", 1)
+    return await runkit.park(Lease(run.id, run.attempt, run.lease_token or ""), timeout=None)
+
+
+def detail_locs(response: httpx.Response) -> list[list[Any]]:
+    assert response.status_code == 422, response.text
+    return [d["loc"] for d in response.json()["detail"]]
+
+
+# ------------------------------------------------------------------ mounting, lifespan ----
+async def test_host_lifespan_opens_and_closes_runkit(
+    framework: type[FrameworkClient], runkit: Runkit, runkit_app: Starlette, store: TrackingStore
+) -> None:
+    client = framework(runkit, runkit_app)
+    assert (store.opened, store.closed) == (0, 0)
+    async with client.running():
+        assert (store.opened, store.closed) == (1, 0)
+    assert (store.opened, store.closed) == (1, 1)
+
+
+async def test_host_can_serve_twice(
+    framework: type[FrameworkClient], runkit: Runkit, runkit_app: Starlette, store: TrackingStore
+) -> None:
+    """Started, stopped, started again (a test client per test, a reloader): the runkit
+    hooks must not be one-shot (Quart's ``while_serving`` generators are)."""
+    client = framework(runkit, runkit_app)
+    for _ in range(2):
+        async with client.running() as host:
+            assert (await host.http.get(host.api(), headers=AUTH)).status_code == 200
+    assert (store.opened, store.closed) == (2, 2)
+
+
+async def test_embedded_worker_runs_in_host_lifespan(
+    framework: type[FrameworkClient], runkit: Runkit, runkit_app: Starlette
+) -> None:
+    async with framework(runkit, runkit_app, workers=1).running() as host:
+        run = await create(host, {"kind": "t_noop"})
+        assert (await post(host, run["id"], "execute")).status_code == 200
+        with anyio.fail_after(10):
+            while True:
+                got = await host.http.get(host.api(f"/{run['id']}"), headers=AUTH)
+                if got.json()["status"] == "succeeded":
+                    break
+                await anyio.sleep(0.02)
+
+
+async def test_host_keeps_its_own_routes(host: FrameworkClient) -> None:
+    response = await host.http.get("/hello")
+    assert response.status_code == 200
+    assert response.text == HELLO
+
+
+async def test_openapi_and_docs_under_prefix(host: FrameworkClient) -> None:
+    spec = await host.http.get(f"{host.prefix}/openapi.json")
+    assert spec.status_code == 200
+    assert spec.json()["servers"] == [{"url": host.prefix}]
+    assert "/api/v1/action-runs" in spec.json()["paths"]
+
+    docs = await host.http.get(f"{host.prefix}/docs")
+    assert docs.status_code == 200
+    assert docs.headers["content-type"].startswith("text/html")
+    links = re.findall(r"href='([^']+)'", docs.text)
+    assert links
+    for link in links:  # every link of the page resolves below the mount
+        target = urljoin(str(docs.url), link)
+        assert httpx.URL(target).path.startswith(host.prefix + "/"), target
+        assert (await host.http.get(target)).status_code == 200, target
+
+
+async def test_trailing_slash_redirect_keeps_prefix(host: FrameworkClient) -> None:
+    """Litestar appends a slash to every mounted path; the glue must undo only that one."""
+    response = await host.http.get(host.api("/"), headers=AUTH)
+    assert response.status_code == 307
+    assert httpx.URL(response.headers["location"]).path == host.api()
+    assert (await host.http.get(host.api(), headers=AUTH)).status_code == 200
+
+
+async def test_root_path_behind_proxy(
+    framework: type[FrameworkClient], runkit: Runkit, runkit_app: Starlette
+) -> None:
+    """Served under ``/outer`` by a proxy (``uvicorn --root-path /outer``): both prefixes
+    end up in the URLs runkit builds."""
+    async with framework(runkit, runkit_app).running(root_path="/outer") as host:
+        spec = await host.http.get(f"/outer{host.prefix}/openapi.json")
+        assert spec.status_code == 200, spec.text
+        assert spec.json()["servers"] == [{"url": f"/outer{host.prefix}"}]
+        created = await host.http.post(f"/outer{host.api()}", json={"kind": "t_noop"}, headers=AUTH)
+        assert created.status_code == 201, created.text
+        assert created.headers["location"] == f"/outer{host.api()}/{created.json()['id']}"
+
+
+# ------------------------------------------------------------------ each endpoint ---------
+async def test_create_and_replay(host: FrameworkClient) -> None:
+    body = {"kind": "t_echo", "definition": {"seconds": 1}, "idempotencyKey": "order-1"}
+    first = await host.http.post(host.api(), json=body, headers=AUTH)
+    assert first.status_code == 201, first.text
+    run = first.json()
+    assert run["kind"] == "t_echo"
+    assert run["status"] == "pending"
+    assert run["definition"] == {"seconds": 1}
+    assert first.headers["location"] == host.api(f"/{run['id']}")
+    assert "idempotent-replayed" not in first.headers
+
+    again = await host.http.post(host.api(), json=body, headers=AUTH)
+    assert again.status_code == 200
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json()["id"] == run["id"]
+
+
+async def test_get_and_list_with_filters(host: FrameworkClient) -> None:
+    a = await create(host, {"kind": "t_noop"})
+    await create(host, {"kind": "t_noop"})
+    await create(host, {"kind": "t_echo", "definition": {"seconds": 0}})
+
+    got = await host.http.get(host.api(f"/{a['id']}"), headers=AUTH)
+    assert got.status_code == 200
+    assert got.json()["id"] == a["id"]
+
+    everything = (await host.http.get(host.api(), headers=AUTH)).json()
+    assert everything["total"] == 3
+    assert (everything["limit"], everything["offset"], everything["hasNext"]) == (100, 0, False)
+
+    noop = (await host.http.get(host.api(), params={"kind": "t_noop"}, headers=AUTH)).json()
+    assert noop["total"] == 2
+    assert {r["kind"] for r in noop["runs"]} == {"t_noop"}
+
+    params = {"kind": "t_noop", "status": "pending", "limit": 1, "offset": 0}
+    page = (await host.http.get(host.api(), params=params, headers=AUTH)).json()
+    assert (len(page["runs"]), page["hasNext"]) == (1, True)
+    params["offset"] = 1
+    page = (await host.http.get(host.api(), params=params, headers=AUTH)).json()
+    assert (len(page["runs"]), page["hasNext"]) == (1, False)
+
+    none = await host.http.get(host.api(), params={"status": "running"}, headers=AUTH)
+    assert none.json()["runs"] == []
+
+
+async def test_execute_pause_resume_cancel_retry(host: FrameworkClient) -> None:
+    run_id = (await create(host, {"kind": "t_noop"}))["id"]
+    for action, status in [
+        ("execute", "queued"),
+        ("pause", "paused"),
+        ("resume", "queued"),
+        ("cancel", "cancelled"),
+        ("retry", "queued"),
+    ]:
+        response = await post(host, run_id, action)
+        assert response.status_code == 200, (action, response.text)
+        assert response.json()["status"] == status, action
+
+
+async def test_delete(host: FrameworkClient) -> None:
+    run_id = (await create(host, {"kind": "t_noop"}))["id"]
+    deleted = await host.http.delete(host.api(f"/{run_id}"), headers=AUTH)
+    assert deleted.status_code == 204
+    assert deleted.content == b""
+    assert (await host.http.get(host.api(f"/{run_id}"), headers=AUTH)).status_code == 404
+
+
+async def test_approve(host: FrameworkClient, runkit: Runkit) -> None:
+    run = await awaiting_approval(runkit)
+    response = await post(host, str(run.id), "approve")
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "succeeded"
+
+
+async def test_reject_with_reason(host: FrameworkClient, runkit: Runkit) -> None:
+    run = await awaiting_approval(runkit)
+    response = await post(host, str(run.id), "reject", json={"reason": "not today"})
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "rejected"
+
+
+async def test_approver_not_listed_is_refused(host: FrameworkClient, runkit: Runkit) -> None:
+    run = await awaiting_approval(runkit, approvers=["someone-else"])
+    assert (await post(host, str(run.id), "approve")).status_code == 403
+
+
+async def test_logs_page_with_cursor(host: FrameworkClient, runkit: Runkit) -> None:
+    run = await awaiting_approval(runkit)
+    assert (await post(host, str(run.id), "approve")).status_code == 200
+    logs = host.api(f"/{run.id}/logs")
+    whole = (await host.http.get(logs, headers=AUTH)).json()
+    assert len(whole["entries"]) >= 2, whole
+    assert whole["hasMore"] is False
+
+    seen: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"limit": 1}
+    while True:
+        page = await host.http.get(logs, params=params, headers=AUTH)
+        assert page.status_code == 200, page.text
+        data = page.json()
+        seen += data["entries"]
+        if not data["hasMore"]:
+            break
+        params["after"] = data["nextCursor"]
+    assert [e["id"] for e in seen] == [e["id"] for e in whole["entries"]]
+
+
+# ------------------------------------------------------------------ validation: 422 -------
+@pytest.mark.parametrize(
+    ("params", "loc"),
+    [
+        ({"limit": 0}, ["query", "limit"]),
+        ({"limit": 101}, ["query", "limit"]),
+        ({"limit": "ten"}, ["query", "limit"]),
+        ({"offset": -1}, ["query", "offset"]),
+    ],
+)
+async def test_list_query_422(
+    host: FrameworkClient, params: dict[str, Any], loc: list[Any]
+) -> None:
+    response = await host.http.get(host.api(), params=params, headers=AUTH)
+    assert loc in detail_locs(response)
+
+
+async def test_malformed_uuid_422(host: FrameworkClient) -> None:
+    response = await host.http.get(host.api("/not-a-uuid"), headers=AUTH)
+    assert ["path", "run_id"] in detail_locs(response)
+
+
+@pytest.mark.parametrize(
+    ("body", "loc"),
+    [
+        ({"kind": "no_such_kind"}, ["body", "kind"]),
+        ({}, ["body", "kind"]),
+        pytest.param(
+            {"kind": "t_echo", "definition": {"seconds": -1}},
+            ["body", "definition", "seconds"],
+            id="validator",
+        ),
+        ({"kind": "t_echo", "definition": {"seconds": "1"}}, ["body", "definition", "seconds"]),
+        ({"kind": "t_echo", "definition": {"seconds": 1, "x": 2}}, ["body", "definition", "x"]),
+        ({"kind": "t_noop", "definition": []}, ["body", "definition"]),
+    ],
+)
+async def test_create_body_422(host: FrameworkClient, body: dict[str, Any], loc: list[Any]) -> None:
+    response = await host.http.post(host.api(), json=body, headers=AUTH)
+    assert loc in detail_locs(response)
+
+
+async def test_malformed_json_422(host: FrameworkClient) -> None:
+    response = await host.http.post(
+        host.api(),
+        content=b'{"kind": "t_noop",',
+        headers={**AUTH, "Content-Type": "application/json"},
+    )
+    assert ["body"] in detail_locs(response)
+
+
+async def test_logs_limit_422(host: FrameworkClient) -> None:
+    run_id = (await create(host, {"kind": "t_noop"}))["id"]
+    response = await host.http.get(host.api(f"/{run_id}/logs"), params={"limit": 501}, headers=AUTH)
+    assert ["query", "limit"] in detail_locs(response)
+
+
+# ------------------------------------------------------------------ auth and CSRF ---------
+@pytest.mark.parametrize(
+    "headers",
+    [{"Authorization": f"Bearer {API_KEY}"}, {"X-API-Key": API_KEY}, COOKIE],
+    ids=["bearer", "x-api-key", "cookie"],
+)
+async def test_each_credential_carrier(host: FrameworkClient, headers: dict[str, str]) -> None:
+    assert (await host.http.get(host.api(), headers=headers)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": "Basic dXNlcjpwYXNz"},
+        {"X-API-Key": "wrong"},
+        {"Cookie": "vai_token=wrong"},
+        {"Cookie": f"vai_token={API_KEY}"},  # API keys are not session cookies
+    ],
+    ids=["anonymous", "bad-bearer", "basic", "bad-key", "bad-cookie", "key-as-cookie"],
+)
+async def test_refused_401(host: FrameworkClient, headers: dict[str, str]) -> None:
+    response = await host.http.get(host.api(), headers=headers)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert isinstance(response.json()["detail"], str)
+
+
+async def test_cookie_post_without_csrf_proof_403(host: FrameworkClient) -> None:
+    response = await host.http.post(host.api(), json={"kind": "t_noop"}, headers=COOKIE)
+    assert response.status_code == 403
+    cross_site = {**COOKIE, "Origin": "https://evil.example"}
+    response = await host.http.post(host.api(), json={"kind": "t_noop"}, headers=cross_site)
+    assert response.status_code == 403
+    assert (await host.http.get(host.api(), headers=COOKIE)).json()["total"] == 0
+
+
+@pytest.mark.parametrize(
+    "proof",
+    [{"X-Runkit-CSRF": "1"}, {"Sec-Fetch-Site": "same-origin"}, {"Origin": "http://testserver"}],
+    ids=["header", "fetch-metadata", "same-origin"],
+)
+async def test_cookie_post_with_csrf_proof(host: FrameworkClient, proof: dict[str, str]) -> None:
+    response = await host.http.post(
+        host.api(), json={"kind": "t_noop"}, headers={**COOKIE, **proof}
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["triggerSourceId"] == "cookie-user"
+
+
+# ------------------------------------------------------------------ 404, 409, 413 ---------
+async def test_unknown_run_404(host: FrameworkClient) -> None:
+    for method, suffix in [("GET", ""), ("DELETE", ""), ("POST", "/cancel"), ("GET", "/logs")]:
+        response = await host.http.request(method, host.api(f"/{uuid4()}{suffix}"), headers=AUTH)
+        assert response.status_code == 404, (method, suffix)
+        assert isinstance(response.json()["detail"], str)
+
+
+async def test_unknown_path_under_prefix_404(host: FrameworkClient) -> None:
+    response = await host.http.get(f"{host.prefix}/api/v1/nothing-here", headers=AUTH)
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not Found"}  # runkit's JSON, not the host's page
+
+
+async def test_illegal_transition_409(host: FrameworkClient) -> None:
+    run_id = (await create(host, {"kind": "t_noop"}))["id"]
+    response = await post(host, run_id, "resume")
+    assert response.status_code == 409
+    assert "pending" in response.json()["detail"]
+
+
+async def test_body_over_limit_413(host: FrameworkClient) -> None:
+    body = {"kind": "t_noop", "definition": {"pad": "x" * MAX_BODY}}
+    response = await host.http.post(host.api(), json=body, headers=AUTH)
+    assert response.status_code == 413
+
+
+async def test_streamed_body_over_limit_413(host: FrameworkClient) -> None:
+    """No Content-Length (chunked): the limit is enforced while the framework relays the
+    body, not trusted from a header."""
+
+    async def chunks() -> Any:
+        yield b'{"kind": "t_noop", "definition": {"pad": "'
+        for _ in range(MAX_BODY // 512 + 1):
+            yield b"x" * 512
+        yield b'"}}'
+
+    response = await host.http.post(
+        host.api(), content=chunks(), headers={**AUTH, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 413
