@@ -105,7 +105,36 @@ def structure_config(config: type[Any], definition: Mapping[str, Any], loc: tupl
         return config_converter.structure(dict(definition), config)
     except (cattrs.BaseValidationError, TypeError, ValueError, KeyError) as exc:
         details = list(_flatten(exc, loc)) or [ErrorDetail(loc, str(exc), "value_error")]
+        if len(details) == 1 and details[0].loc == loc:
+            # An attrs validator raised from the class's __init__, after cattrs had every
+            # field: cattrs cannot tell which field. Find it by running them one by one.
+            details = list(_validator_errors(config, definition, loc)) or details
         raise ValidationError(details) from None
+
+
+def _validator_errors(
+    config: type[Any], definition: Mapping[str, Any], loc: tuple[str | int, ...]
+) -> Iterator[ErrorDetail]:
+    """The fields of ``config`` whose own validator refuses their value in ``definition``.
+    Validators are called without an instance, so one that reads other fields of the
+    instance is skipped (the error then stays on the whole definition)."""
+    for field in attrs.fields(config):
+        key = camel(field.name)
+        if key not in definition:
+            continue
+        raw, where = definition[key], (*loc, key)
+        if isinstance(field.type, type) and attrs.has(field.type) and isinstance(raw, Mapping):
+            yield from _validator_errors(field.type, raw, where)
+            continue
+        if field.validator is None:
+            continue
+        try:
+            value = config_converter.structure(raw, field.type) if field.type else raw
+            field.validator(None, field, value)
+        except (TypeError, ValueError) as exc:
+            yield ErrorDetail(where, str(exc) or type(exc).__name__, "value_error")
+        except Exception:
+            continue
 
 
 @attrs.frozen

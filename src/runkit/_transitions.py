@@ -18,7 +18,7 @@ from ._models import Expect, Lease, NewLogEntry, Principal, Run
 from ._settings import Settings
 from ._states import LEASED, TERMINAL, Action, Status, _NoTransition, allowed_actions, next_status
 from ._wakeups import Wakeups
-from .storage.base import Store, status_entry
+from .storage.base import Store, Update, status_entry
 
 #: How often a compare-and-set that lost a race is re-evaluated before giving up.
 CAS_ATTEMPTS = 20
@@ -68,6 +68,8 @@ class Transitions:
             )
         if action in (Action.INTERRUPT, Action.CRASH):
             changes["interrupt_count"] = run.interrupt_count + 1
+        if action is Action.REQUEUE:
+            changes["retry_count"] = run.retry_count + 1
         if action is Action.COMPLETE:
             # A success is the outcome; earlier attempts' errors stay in the log only.
             changes["error"] = None
@@ -75,7 +77,7 @@ class Transitions:
             changes["not_before"] = None
         return changes
 
-    async def _move(
+    def _plan(
         self,
         run: Run,
         action: Action,
@@ -85,9 +87,10 @@ class Transitions:
         extra: Mapping[str, Any] | None = None,
         fence: Lease | None = None,
         notes: Sequence[NewLogEntry] = (),
-    ) -> Run | None:
-        """One compare-and-set of ``run`` by ``action``; None if the row changed meanwhile.
-        ``notes`` are log entries written in the same transaction, before the audit entry."""
+    ) -> tuple[Update, Status | None]:
+        """The compare-and-set that moves ``run`` by ``action``, and the target status.
+        ``notes`` are log entries written in the same transaction, before the audit entry.
+        Raises IllegalTransition if the table has no such move from ``run.status``."""
         target = self._target(run, action)
         now = self.clock.now()
         changes = self._changes(run, action, target, now)
@@ -107,11 +110,32 @@ class Transitions:
             now,
             worker_id=run.worker_id if fence else None,
         )
-        new = await self.store.update(run.id, expect, changes, [*notes, entry])
+        return Update(run.id, expect, changes, [*notes, entry]), target
+
+    def _moved(self, before: Run, target: Status | None) -> None:
+        """Wake who may care that ``before`` moved to ``target``."""
+        self.wakeups.logs_appended(before.id)
+        if before.status in LEASED and target not in LEASED:
+            self.wakeups.work_available()  # a concurrency slot was freed
+
+    async def _move(
+        self,
+        run: Run,
+        action: Action,
+        actor: Principal | None,
+        *,
+        reason: str | None,
+        extra: Mapping[str, Any] | None = None,
+        fence: Lease | None = None,
+        notes: Sequence[NewLogEntry] = (),
+    ) -> Run | None:
+        """One compare-and-set of ``run`` by ``action``; None if the row changed meanwhile."""
+        update, target = self._plan(
+            run, action, actor, reason=reason, extra=extra, fence=fence, notes=notes
+        )
+        new = await self.store.update(update.run_id, update.expect, update.changes, update.entries)
         if new is not None:
-            self.wakeups.logs_appended(run.id)
-            if run.status in LEASED and target not in LEASED:
-                self.wakeups.work_available()  # a concurrency slot was freed
+            self._moved(run, target)
         return new
 
     async def _require(self, run_id: UUID) -> Run:

@@ -10,11 +10,27 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+import attrs
+
 from ._errors import IllegalTransition, LeaseLost
 from ._models import SYSTEM, Expect, Lease, LogEntry, NewLogEntry, Run
 from ._states import LEASED, Action, Status
 from ._transitions import CAS_ATTEMPTS, Transitions, iso
-from .storage.base import fence_expect
+from .storage.base import Update, fence_expect
+
+
+@attrs.frozen
+class Report:
+    """How an attempt ended, for :meth:`WorkerOperations.report`. Build one with
+    ``completion()`` or ``failure()``. ``logs`` are the attempt's last log entries, written
+    in the same transaction; ``known`` is the run as the worker holds it (saves a read)."""
+
+    lease: Lease
+    action: Action
+    reason: str | None
+    extra: Mapping[str, Any] = attrs.field(factory=dict)
+    logs: tuple[NewLogEntry, ...] = ()
+    known: Run | None = None
 
 
 class WorkerOperations(Transitions):
@@ -46,7 +62,8 @@ class WorkerOperations(Transitions):
         extra: Mapping[str, Any] | None = None,
         notes: Sequence[NewLogEntry] = (),
     ) -> Run:
-        """A fenced worker move: raises LeaseLost if the worker no longer holds the run."""
+        """A fenced worker move read from the store: raises LeaseLost if the worker no
+        longer holds the run."""
         for _ in range(CAS_ATTEMPTS):
             run = await self.store.get(lease.run_id)
             if run is None or not fence_expect(lease).matches(run):
@@ -58,21 +75,92 @@ class WorkerOperations(Transitions):
                 return new
         raise LeaseLost(lease.run_id, lease.attempt)
 
-    async def complete(self, lease: Lease, result: Mapping[str, Any] | None) -> Run:
-        return await self._report(
-            lease, Action.COMPLETE, reason="completed", extra={"result": dict(result or {})}
+    async def report(
+        self, reports: Sequence[Report]
+    ) -> builtins.list[Run | LeaseLost | IllegalTransition]:
+        """Write how several attempts ended, in one storage transaction where the store can
+        (:meth:`~runkit.storage.base.Store.update_many`). One result per report, in order:
+        the run as it is now, or the error that report met (LeaseLost: the worker no longer
+        holds the run, and nothing of that report was written).
+
+        A report whose ``known`` snapshot still matches the store costs no read; one whose
+        run moved meanwhile (a cancel or pause arrived) is re-read and moved from there.
+        """
+        planned: builtins.list[tuple[int, Run, Status | None]] = []
+        updates: builtins.list[Update] = []
+        results: builtins.list[Run | LeaseLost | IllegalTransition | None] = [None] * len(reports)
+        for i, r in enumerate(reports):
+            known = r.known
+            if known is None or (known.id, known.attempt) != (r.lease.run_id, r.lease.attempt):
+                continue  # no usable snapshot: read below
+            try:
+                update, target = self._plan(
+                    known,
+                    r.action,
+                    None,
+                    reason=r.reason,
+                    extra=r.extra,
+                    fence=r.lease,
+                    notes=r.logs,
+                )
+            except IllegalTransition:
+                continue
+            planned.append((i, known, target))
+            updates.append(update)
+        if updates:
+            for (i, known, target), new in zip(
+                planned, await self.store.update_many(updates), strict=True
+            ):
+                if new is not None:
+                    self._moved(known, target)
+                    results[i] = new
+        for i, r in enumerate(reports):
+            if results[i] is not None:
+                continue
+            try:
+                results[i] = await self._report(
+                    r.lease, r.action, reason=r.reason, extra=r.extra, notes=r.logs
+                )
+            except (LeaseLost, IllegalTransition) as exc:
+                results[i] = exc
+        return [r for r in results if r is not None]
+
+    async def _report_one(self, report: Report) -> Run:
+        (result,) = await self.report([report])
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def completion(
+        self,
+        lease: Lease,
+        result: Mapping[str, Any] | None,
+        *,
+        logs: Sequence[NewLogEntry] = (),
+        known: Run | None = None,
+    ) -> Report:
+        return Report(
+            lease,
+            Action.COMPLETE,
+            "completed",
+            {"result": dict(result or {})},
+            tuple(logs),
+            known,
         )
 
-    async def fail(
+    def failure(
         self,
         lease: Lease,
         error: Mapping[str, Any],
         *,
         retry_at: datetime | None = None,
         reason: str = "error",
-    ) -> Run:
+        logs: Sequence[NewLogEntry] = (),
+        known: Run | None = None,
+    ) -> Report:
         """A failed attempt: back to the queue until ``retry_at`` if given (the engine decides
-        from the kind's retry policy), else ``failed`` with ``reason``."""
+        from the kind's retry policy; ``retryCount + 1``), else ``failed`` with ``reason``.
+        Either way an ``attempt.failed`` entry records the error in the run's log."""
         note = NewLogEntry(
             f"attempt {lease.attempt} failed: {str(error.get('message', ''))[:200]}",
             level="error",
@@ -82,17 +170,32 @@ class WorkerOperations(Transitions):
             attempt=lease.attempt,
         )
         if retry_at is not None:
-            run = await self.store.get(lease.run_id)
-            retries = (run.retry_count if run else 0) + 1
-            return await self._report(
-                lease,
-                Action.REQUEUE,
-                reason="retrying",
-                extra={"error": dict(error), "not_before": retry_at, "retry_count": retries},
-                notes=[note],
-            )
-        return await self._report(
-            lease, Action.FAIL, reason=reason, extra={"error": dict(error)}, notes=[note]
+            extra = {"error": dict(error), "not_before": retry_at}
+            return Report(lease, Action.REQUEUE, "retrying", extra, (*logs, note), known)
+        return Report(lease, Action.FAIL, reason, {"error": dict(error)}, (*logs, note), known)
+
+    async def complete(
+        self,
+        lease: Lease,
+        result: Mapping[str, Any] | None,
+        *,
+        logs: Sequence[NewLogEntry] = (),
+        known: Run | None = None,
+    ) -> Run:
+        return await self._report_one(self.completion(lease, result, logs=logs, known=known))
+
+    async def fail(
+        self,
+        lease: Lease,
+        error: Mapping[str, Any],
+        *,
+        retry_at: datetime | None = None,
+        reason: str = "error",
+        logs: Sequence[NewLogEntry] = (),
+        known: Run | None = None,
+    ) -> Run:
+        return await self._report_one(
+            self.failure(lease, error, retry_at=retry_at, reason=reason, logs=logs, known=known)
         )
 
     async def park(self, lease: Lease, *, timeout: timedelta | None) -> Run:
@@ -106,13 +209,13 @@ class WorkerOperations(Transitions):
             run = updated or run
         return run
 
-    async def stopped(self, lease: Lease) -> Run:
+    async def stopped(self, lease: Lease, *, logs: Sequence[NewLogEntry] = ()) -> Run:
         """The executor stopped after a cancel or pause request."""
-        return await self._report(lease, Action.STOPPED, reason="stopped")
+        return await self._report(lease, Action.STOPPED, reason="stopped", notes=logs)
 
-    async def release(self, lease: Lease) -> Run:
+    async def release(self, lease: Lease, *, logs: Sequence[NewLogEntry] = ()) -> Run:
         """Graceful shutdown: hand the run back without counting an interrupt."""
-        return await self._report(lease, Action.RELEASE, reason="worker shutdown")
+        return await self._report(lease, Action.RELEASE, reason="worker shutdown", notes=logs)
 
     async def append_logs(
         self, lease: Lease, entries: Sequence[NewLogEntry]
