@@ -11,7 +11,9 @@ from types import TracebackType
 from typing import Any, Self
 from uuid import UUID, uuid4
 
+import anyio
 import pluggy
+from anyio.abc import TaskGroup
 
 from . import _inputs
 from ._clock import Clock, SystemClock
@@ -79,9 +81,17 @@ class Runkit(WorkerOperations):
         self.idempotency = idempotency or IdempotencyPolicy()
         self.settings = settings or Settings()
         self.wakeups = Wakeups()
+        self._services: TaskGroup | None = None
 
     async def __aenter__(self) -> Self:
         await self.store.open()
+        notify = getattr(self.store, "notify", None)
+        if notify is not None and getattr(self.store, "dialect", None) == "postgresql":
+            # Background services live as long as the Runkit is open; enter and exit it in
+            # one task (SyncRunkit does, through its portal).
+            self._services = anyio.create_task_group()
+            await self._services.__aenter__()
+            self._services.start_soon(self.wakeups.send_remote, notify)
         return self
 
     async def __aexit__(
@@ -90,7 +100,13 @@ class Runkit(WorkerOperations):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.store.close()
+        try:
+            if self._services is not None:
+                self._services.cancel_scope.cancel()
+                await self._services.__aexit__(None, None, None)
+                self._services = None
+        finally:
+            await self.store.close()
 
     # ---------------------------------------------------------------- reading -------------
     async def get(self, run_id: UUID | str) -> Run:

@@ -44,6 +44,7 @@ class SyncRunkit:
         self._backend = backend
         self._portal_cm: AbstractContextManager[BlockingPortal] | None = None
         self._portal: BlockingPortal | None = None
+        self._runkit_cm: AbstractContextManager[Runkit] | None = None
         self.runkit: Runkit | None = None
 
     def __enter__(self) -> Self:
@@ -51,11 +52,11 @@ class SyncRunkit:
         self._portal = self._portal_cm.__enter__()
 
         async def build() -> Runkit:
-            rk = self._factory()
-            await rk.__aenter__()
-            return rk
+            return self._factory()
 
-        self.runkit = self._portal.call(build)
+        # Entered and exited by one task on the portal's loop, as its task group requires.
+        self._runkit_cm = self._portal.wrap_async_context_manager(self._portal.call(build))
+        self.runkit = self._runkit_cm.__enter__()
         return self
 
     def __exit__(
@@ -64,12 +65,12 @@ class SyncRunkit:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        assert self._portal is not None and self._portal_cm is not None and self.runkit
+        assert self._portal_cm is not None and self._runkit_cm is not None
         try:
-            self._portal.call(self.runkit.__aexit__, None, None, None)
+            self._runkit_cm.__exit__(exc_type, exc, tb)
         finally:
             self._portal_cm.__exit__(exc_type, exc, tb)
-            self._portal = self._portal_cm = None
+            self._portal = self._portal_cm = self._runkit_cm = None
 
     def create_in(self, connection: Any, kind: str, definition: Any = None, **options: Any) -> Any:
         """:meth:`Runkit.create_in`: already synchronous, it runs on the caller's thread

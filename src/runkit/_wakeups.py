@@ -6,11 +6,19 @@ never correctness. Cross-process wake-ups (PostgreSQL LISTEN/NOTIFY) feed the sa
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from uuid import UUID
 
 import anyio
+
+log = logging.getLogger("runkit")
+
+#: The PostgreSQL channel on which "work may be claimable" travels between processes.
+WORK_CHANNEL = "runkit_work"
+#: Local signals within this window become one notification.
+COALESCE_SECONDS = 0.005
 
 
 class Signal:
@@ -63,3 +71,27 @@ class Wakeups:
 
     def forget_logs(self, run_id: UUID) -> None:
         self._logs.pop(run_id, None)
+
+    async def send_remote(self, notify: Callable[[str, str], Awaitable[None]]) -> None:
+        """Tell other processes about local "work" signals, coalesced into one ``notify``
+        call per few milliseconds, until cancelled. Runkit runs this while open on a store
+        that can notify, so any process that queues runs wakes workers elsewhere."""
+        pending = anyio.Event()
+
+        def record(what: str, run_id: UUID | None) -> None:
+            if what == "work":
+                pending.set()
+
+        self.remote = record
+        try:
+            while True:
+                await pending.wait()
+                await anyio.sleep(COALESCE_SECONDS)
+                pending = anyio.Event()
+                try:
+                    await notify(WORK_CHANNEL, "")
+                except Exception:  # a hint: listeners also poll
+                    log.debug("NOTIFY failed; polling covers it", exc_info=True)
+        finally:
+            if self.remote is record:
+                self.remote = None

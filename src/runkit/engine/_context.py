@@ -99,6 +99,12 @@ class RunContext:
             with anyio.CancelScope(shield=True):
                 await self.runkit.append_logs(self.lease, batch)
 
+    def take_logs(self) -> list[NewLogEntry]:
+        """Hand over the unwritten entries (the worker writes them with the attempt's
+        outcome, in one transaction). Only once the attempt's flusher has stopped."""
+        batch, self._buffer = self._buffer, []
+        return batch
+
     async def wait_pending(self) -> None:
         await self._pending.wait()
 

@@ -9,6 +9,7 @@ process, partition) changes nothing; the state table decides every move.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -30,9 +31,10 @@ from .._errors import (
     ValidationError,
 )
 from .._kinds import Kind, RetryPolicy
-from .._models import Lease, Run
+from .._models import Lease, NewLogEntry, Run
 from .._states import Status
 from .._wakeups import Signal
+from .._worker_ops import Report
 from ._context import RunContext
 from ._errors import Fatal
 from ._executors import Outcome, backoff, error_body, is_retryable, run_attempt
@@ -42,6 +44,14 @@ if TYPE_CHECKING:
     from .._service import Runkit
 
 log = logging.getLogger("runkit.engine")
+
+
+@attrs.define
+class _Written:
+    """A queued outcome's fate: the run as written, or the error its report met."""
+
+    done: anyio.Event = attrs.field(factory=anyio.Event)
+    result: Any = None
 
 
 @attrs.define
@@ -104,6 +114,9 @@ class Worker:
         self._stopping = False
         self._tg: TaskGroup | None = None
         self._last_heartbeat = time.monotonic()
+        #: Outcomes waiting to be written together (the completion buffer).
+        self._outbox: list[tuple[Report, _Written]] = []
+        self._outbox_ready = Signal()
 
     # ---------------------------------------------------------------- lifecycle -----------
     @property
@@ -132,6 +145,7 @@ class Worker:
                 await tg.start(bridge.run)
             tg.start_soon(self._forward_wakeups)
             tg.start_soon(self._heartbeat_loop)
+            tg.start_soon(self._outbox_loop)
             if self.rescue:
                 tg.start_soon(self._rescue_loop)
             task_status.started(self)
@@ -222,11 +236,8 @@ class Worker:
             tg.cancel_scope.cancel()
         if held.stop == "lost":
             return  # fenced out: write nothing more
-        try:
-            await self._persist(ctx.flush)
-        except LeaseLost:
-            return
-        await self._finish(held, kind, outcome)
+        # The last entries go with the outcome, in its transaction.
+        await self._finish(held, kind, outcome, ctx.take_logs())
 
     async def _flusher(self, held: _Held, ctx: RunContext) -> None:
         while True:
@@ -242,17 +253,21 @@ class Worker:
                 log.warning("run %s: log flush failed; will retry", held.run.id, exc_info=True)
                 await anyio.sleep(self.poll_interval)
 
-    async def _finish(self, held: _Held, kind: Kind, outcome: Outcome) -> None:
+    async def _finish(
+        self, held: _Held, kind: Kind, outcome: Outcome, logs: list[NewLogEntry]
+    ) -> None:
         rk, lease, run = self.runkit, held.lease, held.run
         if outcome.kind == "stopped":
             if held.stop == "release":
-                await self._report(held, lambda: rk.release(lease))
+                await self._report(held, lambda: rk.release(lease, logs=logs))
             elif held.stop in ("cancel", "pause"):
-                await self._report(held, lambda: rk.stopped(lease))
+                await self._report(held, lambda: rk.stopped(lease, logs=logs))
             return
         if outcome.kind == "result":
-            await self._report(held, lambda: rk.complete(lease, outcome.result))
+            await self._submit(held, rk.completion(lease, outcome.result, logs=logs, known=run))
         elif outcome.kind == "park":
+            if logs:
+                await self._report(held, lambda: rk.append_logs(lease, logs))
             await self._report(held, lambda: rk.park(lease, timeout=outcome.park_timeout))
         elif outcome.kind == "timeout":
             body = {
@@ -260,7 +275,8 @@ class Worker:
                 "message": f"timed out after {kind.timeout_seconds} s",
                 "retryable": False,
             }
-            await self._report(held, lambda: rk.fail(lease, body, reason="timeout"))
+            report = rk.failure(lease, body, reason="timeout", logs=logs, known=run)
+            await self._submit(held, report)
         else:
             exc = outcome.error
             assert exc is not None
@@ -271,12 +287,49 @@ class Worker:
                 delay = after if after is not None else backoff(policy, run.retry_count)
                 retry_at = rk.clock.now() + timedelta(seconds=delay)
                 body = error_body(exc, retryable=True, next_attempt_at=retry_at)
-                await self._report(held, lambda: rk.fail(lease, body, retry_at=retry_at))
+                report = rk.failure(lease, body, retry_at=retry_at, logs=logs, known=run)
             else:
                 reason = "retries_exhausted" if retryable and policy.max_attempts > 1 else "error"
                 body = error_body(exc, retryable=False)
                 log.info("run %s failed: %r", run.id, exc)
-                await self._report(held, lambda: rk.fail(lease, body, reason=reason))
+                report = rk.failure(lease, body, reason=reason, logs=logs, known=run)
+            await self._submit(held, report)
+
+    # ---------------------------------------------------------------- completion buffer ---
+    async def _submit(self, held: _Held, report: Report) -> None:
+        """Queue ``report`` for the next batched write and wait until it is written."""
+        written = _Written()
+        self._outbox.append((report, written))
+        self._outbox_ready.fire()
+        await written.done.wait()
+        if isinstance(written.result, (LeaseLost, IllegalTransition)):
+            log.info(
+                "run %s attempt %s: outcome dropped (%s)",
+                held.run.id,
+                held.lease.attempt,
+                written.result,
+            )
+        elif isinstance(written.result, BaseException):
+            log.warning("run %s: outcome not written; the rescuer will requeue it", held.run.id)
+
+    async def _outbox_loop(self) -> None:
+        """Write queued outcomes in batches: at once when every run this worker holds has
+        reported (nobody else is about to), else after ``flush_interval`` gathers more."""
+        while True:
+            if not self._outbox:
+                await self._outbox_ready.wait()
+                continue
+            if len(self._outbox) < min(len(self._held), self.batch):
+                await self._outbox_ready.wait(self.flush_interval)
+            batch, self._outbox = self._outbox[: self.batch], self._outbox[self.batch :]
+            write = functools.partial(self.runkit.report, [report for report, _ in batch])
+            try:
+                results: list[Any] = await self._persist(write)
+            except Exception as exc:  # storage gone for a whole lease: the rescuer takes over
+                results = [exc] * len(batch)
+            for (_, written), result in zip(batch, results, strict=True):
+                written.result = result
+                written.done.set()
 
     async def _report(self, held: _Held, call: Callable[[], Awaitable[Any]]) -> None:
         """A fenced write of the attempt's outcome. A lost lease means another attempt owns
