@@ -463,6 +463,29 @@ async def test_sqlite_wait_for_notification_is_a_poll_interval(sqlite_url: str) 
         assert await s.wait_for_notification("runkit_work", 0.01) is False
 
 
+async def test_sqlite_wait_for_notification_wakes_on_another_processs_commit(
+    sqlite_url: str,
+) -> None:
+    """PRAGMA data_version: any commit by another connection (here another process) wakes
+    the waiter within its poll interval; without one, the wait times out."""
+    async with SqlStore(sqlite_url, create_schema=True) as s:
+        assert await s.wait_for_notification("runkit_work", 0.05) is False
+        code = """
+            import sqlite3, sys
+            conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+            conn.execute("CREATE TABLE IF NOT EXISTS poke (x)")
+            conn.execute("INSERT INTO poke VALUES (1)")
+        """
+        proc = run_python(code, sa.make_url(sqlite_url).database or "")
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        started = anyio.current_time()
+        assert await s.wait_for_notification("runkit_work", 30) is True
+        assert anyio.current_time() - started < 5
+        # The commit was answered: the next wait has nothing to wake it.
+        assert await s.wait_for_notification("runkit_work", 0.05) is False
+
+
 def test_store_runs_under_trio(sqlite_url: str) -> None:
     async def main() -> Run | None:
         async with SqlStore(sqlite_url, create_schema=True) as s:
@@ -470,3 +493,22 @@ def test_store_runs_under_trio(sqlite_url: str) -> None:
             return await s.get(run.id)
 
     assert anyio.run(main, backend="trio") is not None
+
+
+def test_stored_logs_agrees_with_materialize() -> None:
+    """The SQL store materializes appended entries from (id, seq, attempt) alone; it must
+    give exactly what the shared helper gives from the whole run."""
+    from runkit.storage._sql_rows import log_values, stored_logs
+    from runkit.storage.base import materialize
+
+    run = make_run(attempt=3, seq=7, log_seq=4)
+    entries = [
+        NewLogEntry("a"),
+        NewLogEntry("b", level="error", event="e", data={"k": 1}, attempt=2, worker_id="w"),
+        NewLogEntry("c", occurred_at=T0 + LEASE),
+    ]
+    rows: list[dict[str, Any]] = []
+    got = stored_logs(run.id, 7, 3, entries, 4, T0, rows)
+    expected = materialize(run, entries, 4, T0)
+    assert got == expected
+    assert rows == log_values(7, expected)

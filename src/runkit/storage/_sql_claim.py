@@ -29,6 +29,7 @@ the reads are the truth. On PostgreSQL:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -63,6 +64,7 @@ _WRITTEN = frozenset(
 )
 _UNWRITTEN = tuple(sorted(MUTABLE_FIELDS - _WRITTEN))
 
+_INSERT_LOGS = sa.insert(logs)
 _CLAIM_WRITE = (
     sa.update(runs)
     .where(runs.c.seq == sa.bindparam("b_seq"))
@@ -81,7 +83,8 @@ _CLAIM_WRITE = (
 )
 
 
-def _due(now: datetime) -> sa.ColumnElement[bool]:
+def _due() -> sa.ColumnElement[bool]:
+    now = sa.bindparam("b_now", type_=runs.c.not_before.type)
     return sa.and_(
         runs.c.status == Status.QUEUED.value,
         sa.or_(runs.c.not_before.is_(None), runs.c.not_before <= now),
@@ -94,9 +97,71 @@ def _held_of(key: sa.ColumnElement[Any]) -> sa.ScalarSelect[int]:
     return (
         sa.select(sa.func.count())
         .select_from(leased)
-        .where(leased.c.concurrency_key == key, leased.c.status.in_(LEASED_VALUES))
+        .where(
+            leased.c.concurrency_key == key,
+            leased.c.status.in_([sa.literal_column(f"'{v}'") for v in LEASED_VALUES]),
+        )
         .scalar_subquery()
     )
+
+
+_LIMIT = sa.bindparam("b_limit", type_=sa.Integer())
+_KINDS: sa.BindParameter[Any] = sa.bindparam("b_kinds", expanding=True)
+_keyed_queued = runs.alias("keyed_queued")
+#: Whether any keyed run is queued (due or not): read with the unkeyed candidates, from the
+#: small partial index of queued keyed runs, so a claim skips the keyed-heads query when
+#: nothing keyed waits.
+_ANY_KEYED = (
+    sa.exists()
+    .where(
+        _keyed_queued.c.status == Status.QUEUED.value,
+        _keyed_queued.c.concurrency_key.is_not(None),
+    )
+    .label("any_keyed")
+)
+
+
+@functools.cache
+def _unkeyed(pg: bool, kinds: bool) -> sa.Select[Any]:
+    """Due unkeyed runs in ``seq`` order (prebuilt per shape: ``b_now``, ``b_limit``,
+    ``b_kinds``), each row with :data:`_ANY_KEYED` last."""
+    query = (
+        sa.select(*runs.c, _ANY_KEYED)
+        .where(_due(), runs.c.concurrency_key.is_(None))
+        .order_by(runs.c.seq)
+        .limit(_LIMIT)
+    )
+    if kinds:
+        query = query.where(runs.c.kind.in_(_KINDS))
+    if pg:
+        query = query.with_for_update(skip_locked=True, of=runs)
+    return query
+
+
+@functools.cache
+def _heads_query(kinds: bool) -> sa.Select[Any]:
+    """The first ``b_limit`` keys (by head ``seq``) whose head of line could be claimed now:
+    a kind the claimer takes, and a free slot. Each with its leased count."""
+    head = (
+        sa.select(
+            runs.c.concurrency_key.label("key"),
+            sa.func.min(runs.c.seq).label("head_seq"),
+        )
+        .where(_due(), runs.c.concurrency_key.is_not(None))
+        .group_by(runs.c.concurrency_key)
+        .subquery("head")
+    )
+    held = _held_of(runs.c.concurrency_key)
+    query = (
+        sa.select(runs.c.concurrency_key, held.label("held"))
+        .join_from(runs, head, runs.c.seq == head.c.head_seq)
+        .where(held < runs.c.concurrency_limit)
+        .order_by(runs.c.seq)
+        .limit(_LIMIT)
+    )
+    if kinds:
+        query = query.where(runs.c.kind.in_(_KINDS))
+    return query
 
 
 def claim(
@@ -111,23 +176,18 @@ def claim(
     """Claim inside the caller's transaction (on SQLite, one begun IMMEDIATE)."""
     if limit <= 0 or (kinds is not None and not kinds):
         return []
-    kind_list = None if kinds is None else sorted(kinds)
     pg = conn.dialect.name == "postgresql"
+    params: dict[str, Any] = {"b_now": now, "b_limit": limit}
+    if kinds is not None:
+        params["b_kinds"] = sorted(kinds)
 
-    unkeyed = (
-        sa.select(runs)
-        .where(_due(now), runs.c.concurrency_key.is_(None))
-        .order_by(runs.c.seq)
-        .limit(limit)
-    )
-    if kind_list is not None:
-        unkeyed = unkeyed.where(runs.c.kind.in_(kind_list))
-    if pg:
-        unkeyed = unkeyed.with_for_update(skip_locked=True)
-    candidates = [row_to_run(r) for r in conn.execute(unkeyed)]
+    rows = conn.execute(_unkeyed(pg, kinds is not None), params).all()
+    candidates = [row_to_run(r) for r in rows]
+    # Rows say whether anything keyed is queued; without rows, ask the heads query.
+    any_keyed = not rows or bool(rows[0][-1])
 
     held: dict[str, int] = {}
-    heads = _heads(conn, now, limit, kind_list)
+    heads = _heads(conn, params, kinds is not None) if any_keyed else []
     if heads:
         if pg:
             keyed, held = _keyed_pg(conn, [key for key, _ in heads], now, limit)
@@ -141,43 +201,23 @@ def claim(
     return _write(conn, chosen, worker_id, now, lease)
 
 
-def _heads(
-    conn: Connection, now: datetime, limit: int, kinds: list[str] | None
-) -> list[tuple[str, int]]:
-    """The first ``limit`` keys (by head ``seq``) whose head of line could be claimed now:
-    a kind the claimer takes, and a free slot. Each with its leased count."""
-    head = (
-        sa.select(
-            runs.c.concurrency_key.label("key"),
-            sa.func.min(runs.c.seq).label("head_seq"),
-        )
-        .where(_due(now), runs.c.concurrency_key.is_not(None))
-        .group_by(runs.c.concurrency_key)
-        .subquery("head")
-    )
-    held = _held_of(runs.c.concurrency_key)
-    query = (
-        sa.select(runs.c.concurrency_key, held.label("held"))
-        .join_from(runs, head, runs.c.seq == head.c.head_seq)
-        .where(held < runs.c.concurrency_limit)
-        .order_by(runs.c.seq)
-        .limit(limit)
-    )
-    if kinds is not None:
-        query = query.where(runs.c.kind.in_(kinds))
-    return [(row[0], row[1]) for row in conn.execute(query)]
+def _heads(conn: Connection, params: dict[str, Any], kinds: bool) -> list[tuple[str, int]]:
+    return [(row[0], row[1]) for row in conn.execute(_heads_query(kinds), params)]
+
+
+_KEYED_SQLITE = (
+    sa.select(runs)
+    .where(_due(), runs.c.concurrency_key == sa.bindparam("key"))
+    .order_by(runs.c.seq)
+    .limit(_LIMIT)
+)
 
 
 def _keyed_sqlite(conn: Connection, keys: list[str], now: datetime, limit: int) -> list[Run]:
-    query = (
-        sa.select(runs)
-        .where(_due(now), runs.c.concurrency_key == sa.bindparam("key"))
-        .order_by(runs.c.seq)
-        .limit(limit)
-    )
     out: list[Run] = []
     for key in keys:  # one indexed range read per key; SQLite statements are in-process
-        out.extend(row_to_run(r) for r in conn.execute(query, {"key": key}))
+        params = {"key": key, "b_now": now, "b_limit": limit}
+        out.extend(row_to_run(r) for r in conn.execute(_KEYED_SQLITE, params))
     return out
 
 
@@ -207,7 +247,7 @@ def _keyed_pg(
     )
     head = (
         sa.select(runs)
-        .where(_due(now), runs.c.concurrency_key == mine.c.key)
+        .where(_due(), runs.c.concurrency_key == mine.c.key)
         .order_by(runs.c.seq)
         .limit(limit)
         .with_for_update()
@@ -217,7 +257,7 @@ def _keyed_pg(
         mine.join(head, sa.true())
     )
     out: list[Run] = []
-    for row in conn.execute(query):
+    for row in conn.execute(query, {"b_now": now}):
         run = row_to_run(row)
         assert run.concurrency_key is not None
         held[run.concurrency_key] = row._mapping["held"]
@@ -254,5 +294,5 @@ def _write(
         entries.extend(log_values(run.seq, materialize(new, [entry], run.log_seq, now)))
         out.append(new)
     conn.execute(_CLAIM_WRITE, params)
-    conn.execute(sa.insert(logs), entries)
+    conn.execute(_INSERT_LOGS, entries)
     return out

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
+from uuid import UUID
 
-from .._models import LogEntry, Run
+from .._models import LogEntry, NewLogEntry, Run
 from .._states import Status
 
 #: A result row. ``Row`` is generic over its column types, with a different arity in
@@ -137,3 +139,67 @@ def rows_to_logs(rows: Iterable[SqlRow]) -> list[LogEntry]:
             )
         )
     return out
+
+
+def stored_logs(
+    run_id: UUID,
+    run_seq: int,
+    attempt: int,
+    entries: Sequence[NewLogEntry],
+    start_seq: int,
+    now: datetime,
+    rows: list[dict[str, Any]],
+) -> list[LogEntry]:
+    """:func:`~runkit.storage.base.materialize` from the three values it reads of the run
+    (its id, ``attempt`` for entries without one) so that appenders need not read the whole
+    row; appends the INSERT parameter sets (:func:`log_values`) to ``rows`` in the same
+    pass. ``test_sql_store`` checks that it agrees with ``materialize``."""
+    out: list[LogEntry] = []
+    seq = start_seq
+    for e in entries:
+        seq += 1
+        entry = LogEntry(
+            run_id=run_id,
+            seq=seq,
+            attempt=e.attempt if e.attempt is not None else attempt,
+            level=e.level,
+            message=e.message,
+            occurred_at=e.occurred_at or now,
+            event=e.event,
+            data=dict(e.data),
+            worker_id=e.worker_id,
+        )
+        out.append(entry)
+        rows.append(
+            {
+                "run_seq": run_seq,
+                "seq": seq,
+                "attempt": entry.attempt,
+                "level": entry.level,
+                "event": entry.event,
+                "message": entry.message,
+                "data": entry.data,
+                "occurred_at": entry.occurred_at,
+                "worker_id": entry.worker_id,
+            }
+        )
+    return out
+
+
+def rows_to_run_logs(run_id: UUID, rows: Iterable[SqlRow]) -> list[LogEntry]:
+    """Log rows selected as ``(seq, attempt, level, message, occurred_at, event, data,
+    worker_id)`` (:data:`~runkit.storage.sql._LOG_PAGE`'s columns), all of ``run_id``."""
+    return [
+        LogEntry(
+            run_id=run_id,
+            seq=seq,
+            attempt=attempt,
+            level=level,
+            message=message,
+            occurred_at=occurred_at,
+            event=event,
+            data=data,
+            worker_id=worker_id,
+        )
+        for seq, attempt, level, message, occurred_at, event, data, worker_id in rows
+    ]

@@ -11,9 +11,9 @@ Beyond the :class:`~runkit.storage.base.Store` contract the store offers:
 * :meth:`SqlStore.insert_in`: create a run inside the host's own SQLAlchemy transaction (an
   outbox: the run exists if and only if the host's transaction commits);
 * :meth:`SqlStore.wait_for_notification` and :meth:`SqlStore.notify`: PostgreSQL
-  LISTEN/NOTIFY wake-ups between processes. On SQLite there is no such channel:
-  ``wait_for_notification`` sleeps for its timeout and returns False (callers poll) and
-  ``notify`` does nothing.
+  LISTEN/NOTIFY wake-ups between processes. SQLite has no such channel: ``notify`` does
+  nothing and ``wait_for_notification`` wakes on *any* commit by another connection,
+  seen through ``PRAGMA data_version`` polled every 20 ms (a hint: callers re-read).
 
 SQLite settings: WAL journal, ``synchronous=NORMAL`` (``FULL`` on request), a busy timeout,
 foreign keys on, and ``BEGIN IMMEDIATE`` before every write (see ``_sql_engine``). An engine
@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import builtins
 import functools
+import sqlite3
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 from uuid import UUID
 
 import anyio
@@ -51,8 +52,9 @@ from ._sql_engine import (
     translate,
     violates,
 )
-from ._sql_rows import change_values, log_values, row_to_run, rows_to_logs, run_values
-from .base import Store, check_changes, fence_expect, materialize
+from ._sql_rows import change_values, row_to_run, rows_to_run_logs, run_values, stored_logs
+from ._sql_watch import DataVersionWatcher
+from .base import Store, Update, check_changes, fence_expect
 
 if TYPE_CHECKING:
     from ._sql_notify import PgListener
@@ -65,29 +67,114 @@ _LEASED = sorted(s.value for s in LEASED)
 _TERMINAL = sorted(s.value for s in TERMINAL)
 #: Leases heartbeaten per statement: keeps the bound parameters under SQLite's limit.
 _HEARTBEAT_CHUNK = 500
-_LOG_COLUMNS = (
-    runs.c.id.label("run_id"),
-    logs.c.seq,
-    logs.c.attempt,
-    logs.c.level,
-    logs.c.message,
-    logs.c.occurred_at,
-    logs.c.event,
-    logs.c.data,
-    logs.c.worker_id,
+#: The guard of an unfenced append: the run exists, in any status.
+_ANY = Expect(frozenset(Status))
+
+
+def _status_in(statuses: Sequence[str]) -> sa.ColumnElement[bool]:
+    """``status IN (...)`` with the values inline: a literal list would be an "expanding"
+    parameter, re-rendered into the SQL string on every execution."""
+    return runs.c.status.in_([sa.literal_column(f"'{Status(v).value}'") for v in statuses])
+
+
+#: Prebuilt hot statements: built once, so each call only binds parameters and SQLAlchemy's
+#: compiled cache is hit (a statement rebuilt per call costs more CPU than SQLite's work).
+_GET = sa.select(runs).where(runs.c.id == sa.bindparam("b_id", type_=runs.c.id.type))
+_HOLDER = sa.select(runs).where(runs.c.idempotency_scope == sa.bindparam("b_scope"))
+_INSERT_LOGS = sa.insert(logs)
+#: One page of a run's log: the run's ``seq`` is looked up first (a scalar subquery), so the
+#: page is an index range scan on the log key ``(run_seq, seq)`` on every page, the first
+#: included (a join on the UUID let PostgreSQL's planner pick a sequential scan).
+_LOG_PAGE = (
+    sa.select(
+        logs.c.seq,
+        logs.c.attempt,
+        logs.c.level,
+        logs.c.message,
+        logs.c.occurred_at,
+        logs.c.event,
+        logs.c.data,
+        logs.c.worker_id,
+    )
+    .where(
+        logs.c.run_seq
+        == sa.select(runs.c.seq)
+        .where(runs.c.id == sa.bindparam("b_id", type_=runs.c.id.type))
+        .scalar_subquery(),
+        logs.c.seq > sa.bindparam("b_after", type_=sa.Integer()),
+    )
+    .order_by(logs.c.seq)
+    .limit(sa.bindparam("b_limit", type_=sa.Integer()))
 )
+_EXISTS = sa.select(runs.c.seq).where(runs.c.id == sa.bindparam("b_id", type_=runs.c.id.type))
+_HEARTBEAT = (
+    sa.update(runs)
+    .where(
+        sa.tuple_(runs.c.id, runs.c.attempt, runs.c.lease_token).in_(
+            sa.bindparam("b_keys", expanding=True)
+        ),
+        _status_in(_LEASED),
+    )
+    .values(deadline_at=sa.bindparam("b_deadline", type_=runs.c.deadline_at.type))
+    .returning(runs.c.id, runs.c.attempt, runs.c.lease_token, runs.c.status)
+)
+#: What an append needs back to materialize its entries.
+_APPENDED = (runs.c.seq, runs.c.log_seq, runs.c.attempt)
 
 
-def _expect(expect: Expect) -> list[sa.ColumnElement[bool]]:
-    """The compare-and-set guard of :class:`Expect`, as WHERE conditions."""
+@functools.lru_cache(maxsize=512)
+def _guarded_update(
+    fields: tuple[str, ...],
+    statuses: tuple[str, ...],
+    attempt: bool,
+    token: bool,
+    whole: bool,
+) -> sa.Update:
+    """The compare-and-set UPDATE of a shape of call: which ``fields`` change, and which
+    :class:`Expect` guards apply. Parameters: ``b_id``, ``b_n`` (ids reserved for entries:
+    ``log_seq`` always moves, by 0 without entries, so the SET clause is never empty),
+    ``b_attempt``/``b_token`` for the guards, ``v_<field>`` for each change. Returns the
+    whole row (``whole``) or only :data:`_APPENDED`."""
     where: list[sa.ColumnElement[bool]] = [
-        runs.c.status.in_(sorted(s.value for s in expect.statuses))
+        runs.c.id == sa.bindparam("b_id", type_=runs.c.id.type),
+        _status_in(statuses),
     ]
+    if attempt:
+        where.append(runs.c.attempt == sa.bindparam("b_attempt", type_=sa.Integer()))
+    if token:
+        where.append(runs.c.lease_token == sa.bindparam("b_token", type_=sa.String()))
+    values: dict[str, Any] = {
+        name: sa.bindparam(f"v_{name}", type_=runs.c[name].type) for name in fields
+    }
+    values["log_seq"] = runs.c.log_seq + sa.bindparam("b_n", type_=sa.Integer())
+    stmt = sa.update(runs).where(*where).values(values)
+    return stmt.returning(*runs.c) if whole else stmt.returning(*_APPENDED)
+
+
+def _statuses(expect: Expect) -> tuple[str, ...]:
+    return tuple(sorted(s.value for s in expect.statuses))
+
+
+def _cas(
+    run_id: UUID, expect: Expect, changes: Mapping[str, Any], n: int, *, whole: bool = True
+) -> tuple[sa.Update, dict[str, Any]]:
+    """The statement and parameters of one compare-and-set (:func:`_guarded_update`)."""
+    values = change_values(changes)
+    stmt = _guarded_update(
+        tuple(sorted(values)),
+        _statuses(expect),
+        expect.attempt is not None,
+        expect.lease_token is not None,
+        whole,
+    )
+    params = {f"v_{name}": value for name, value in values.items()}
+    params["b_id"] = run_id
+    params["b_n"] = n
     if expect.attempt is not None:
-        where.append(runs.c.attempt == expect.attempt)
+        params["b_attempt"] = expect.attempt
     if expect.lease_token is not None:
-        where.append(runs.c.lease_token == expect.lease_token)
-    return where
+        params["b_token"] = expect.lease_token
+    return stmt, params
 
 
 class SqlStore(Store):
@@ -129,6 +216,7 @@ class SqlStore(Store):
         self._create_schema = create_schema
         self._listen_dsn = listen_dsn
         self._listener: PgListener | None = None
+        self._watcher: DataVersionWatcher | None = None
         if self.dialect == "sqlite" and is_memory_sqlite(self.engine.url):
             self._threads = 1  # one shared connection: one primitive at a time
         else:
@@ -185,6 +273,9 @@ class SqlStore(Store):
         if self._listener is not None:
             self._listener.close()
             self._listener = None
+        if self._watcher is not None:
+            self._watcher.close()
+            self._watcher = None
         if self._owns_engine:
             self.engine.dispose()
 
@@ -224,11 +315,11 @@ class SqlStore(Store):
             if seq is not None:
                 stored = attrs.evolve(run, seq=seq, log_seq=len(entries))
                 if entries:
-                    now = datetime.now(UTC)
-                    rows = log_values(seq, materialize(stored, entries, 0, now))
-                    conn.execute(sa.insert(logs), rows)
+                    rows: builtins.list[dict[str, Any]] = []
+                    stored_logs(run.id, seq, run.attempt, entries, 0, datetime.now(UTC), rows)
+                    conn.execute(_INSERT_LOGS, rows)
                 return stored, True
-            holder = conn.execute(sa.select(runs).where(runs.c.idempotency_scope == scope)).first()
+            holder = conn.execute(_HOLDER, {"b_scope": scope}).first()
             if holder is not None:
                 return row_to_run(holder), False
             # The holder was deleted between the two statements: the scope is free again.
@@ -239,7 +330,7 @@ class SqlStore(Store):
 
     def _get(self, run_id: UUID) -> Run | None:
         with self._tx.read() as conn:
-            row = conn.execute(sa.select(runs).where(runs.c.id == run_id)).first()
+            row = conn.execute(_GET, {"b_id": run_id}).first()
         return None if row is None else row_to_run(row)
 
     async def list(self, query: RunQuery) -> tuple[list[Run], int]:
@@ -285,30 +376,52 @@ class SqlStore(Store):
         changes: Mapping[str, Any],
         entries: Sequence[NewLogEntry],
     ) -> Run | None:
-        n = len(entries)
-        # log_seq always moves (by 0 without entries): the SET clause is never empty, and
-        # the entries' ids are reserved by the same compare-and-set that guards the change.
-        stmt = (
-            sa.update(runs)
-            .where(runs.c.id == run_id, *_expect(expect))
-            .values(**change_values(changes), log_seq=runs.c.log_seq + n)
-            .returning(*runs.c)
-        )
         with self._tx.write() as conn:
-            try:
-                row = conn.execute(stmt).first()
-            except exc.IntegrityError as err:
-                scope_key = "runkit_runs_idempotency_scope_key"
-                if violates(err, scope_key, "runkit_runs.idempotency_scope"):
-                    raise ValueError("idempotency scope already held") from err
-                raise
-            if row is None:
-                return None
-            new = row_to_run(row)
-            if entries:
-                stored = materialize(new, entries, new.log_seq - n, datetime.now(UTC))
-                conn.execute(sa.insert(logs), log_values(new.seq, stored))
+            return self._update_on(conn, Update(run_id, expect, changes, entries), None)
+
+    def _update_on(
+        self, conn: Connection, item: Update, rows: builtins.list[dict[str, Any]] | None
+    ) -> Run | None:
+        """One compare-and-set in the caller's transaction. Its log rows are inserted here,
+        or appended to ``rows`` for the caller to insert with others."""
+        n = len(item.entries)
+        stmt, params = _cas(item.run_id, item.expect, item.changes, n)
+        try:
+            row = conn.execute(stmt, params).first()
+        except exc.IntegrityError as err:
+            scope_key = "runkit_runs_idempotency_scope_key"
+            if violates(err, scope_key, "runkit_runs.idempotency_scope"):
+                raise ValueError("idempotency scope already held") from err
+            raise
+        if row is None:
+            return None
+        new = row_to_run(row)
+        if n:
+            out = rows if rows is not None else []
+            now = datetime.now(UTC)
+            stored_logs(new.id, new.seq, new.attempt, item.entries, new.log_seq - n, now, out)
+            if rows is None:
+                conn.execute(_INSERT_LOGS, out)
         return new
+
+    async def update_many(self, updates: Sequence[Update]) -> builtins.list[Run | None]:
+        """:meth:`update` for each item, in order, in one write transaction: one guarded
+        UPDATE per item, then one INSERT (executemany) of every applied item's entries.
+        A compare-and-set that fails changes nothing; an item naming an idempotency scope
+        another run holds raises ValueError and rolls the whole batch back."""
+        if not updates:
+            return []
+        for u in updates:
+            check_changes(u.changes)
+        return await self._call(functools.partial(self._update_many, updates))
+
+    def _update_many(self, updates: Sequence[Update]) -> builtins.list[Run | None]:
+        rows: builtins.list[dict[str, Any]] = []
+        with self._tx.write() as conn:
+            out = [self._update_on(conn, u, rows) for u in updates]
+            if rows:
+                conn.execute(_INSERT_LOGS, rows)
+        return out
 
     async def delete(self, run_id: UUID, statuses: Collection[Status]) -> bool:
         return await self._call(functools.partial(self._delete, run_id, statuses))
@@ -359,20 +472,13 @@ class SqlStore(Store):
 
     def _heartbeat(self, leases: Sequence[Lease], deadline: datetime) -> dict[UUID, Status | None]:
         held: dict[tuple[UUID, int, str], Status] = {}
-        key = sa.tuple_(runs.c.id, runs.c.attempt, runs.c.lease_token)
         with self._tx.write() as conn:
             for start in range(0, len(leases), _HEARTBEAT_CHUNK):
-                chunk = leases[start : start + _HEARTBEAT_CHUNK]
-                stmt = (
-                    sa.update(runs)
-                    .where(
-                        key.in_([(h.run_id, h.attempt, h.token) for h in chunk]),
-                        runs.c.status.in_(_LEASED),
-                    )
-                    .values(deadline_at=deadline)
-                    .returning(runs.c.id, runs.c.attempt, runs.c.lease_token, runs.c.status)
-                )
-                for row in conn.execute(stmt):
+                keys = [
+                    (h.run_id, h.attempt, h.token) for h in leases[start : start + _HEARTBEAT_CHUNK]
+                ]
+                params = {"b_keys": keys, "b_deadline": deadline}
+                for row in conn.execute(_HEARTBEAT, params):
                     held[(row[0], row[1], row[2])] = Status(row[3])
         return {h.run_id: held.get((h.run_id, h.attempt, h.token)) for h in leases}
 
@@ -384,39 +490,38 @@ class SqlStore(Store):
     def _append_logs(
         self, run_id: UUID, entries: Sequence[NewLogEntry], fence: Lease | None
     ) -> builtins.list[LogEntry] | None:
-        where = [runs.c.id == run_id]
-        if fence is not None:
-            where.extend(_expect(fence_expect(fence)))
         n = len(entries)
         if not n:
             with self._tx.read() as conn:
-                found = conn.execute(sa.select(runs.c.seq).where(*where)).first()
-            return None if found is None else []
+                if fence is None:
+                    ok = conn.execute(_EXISTS, {"b_id": run_id}).first() is not None
+                else:  # the fence's guard, checked without a write
+                    row = conn.execute(_GET, {"b_id": run_id}).first()
+                    ok = row is not None and fence_expect(fence).matches(row_to_run(row))
+            return [] if ok else None
         # The fenced increment reserves the ids: concurrent appenders queue on the row lock
         # and get consecutive, never overlapping, ranges.
-        stmt = sa.update(runs).where(*where).values(log_seq=runs.c.log_seq + n).returning(*runs.c)
+        expect = fence_expect(fence) if fence is not None else _ANY
+        stmt, params = _cas(run_id, expect, {}, n, whole=False)
+        rows: builtins.list[dict[str, Any]] = []
         with self._tx.write() as conn:
-            row = conn.execute(stmt).first()
+            row = conn.execute(stmt, params).first()
             if row is None:
                 return None
-            run = row_to_run(row)
-            stored = materialize(run, entries, run.log_seq - n, datetime.now(UTC))
-            conn.execute(sa.insert(logs), log_values(run.seq, stored))
+            seq, log_seq, attempt = row
+            stored = stored_logs(
+                run_id, seq, attempt, entries, log_seq - n, datetime.now(UTC), rows
+            )
+            conn.execute(_INSERT_LOGS, rows)
         return stored
 
     async def read_logs(self, run_id: UUID, *, after: int, limit: int) -> builtins.list[LogEntry]:
         return await self._call(functools.partial(self._read_logs, run_id, after, limit))
 
     def _read_logs(self, run_id: UUID, after: int, limit: int) -> builtins.list[LogEntry]:
-        stmt = (
-            sa.select(*_LOG_COLUMNS)
-            .join_from(logs, runs, logs.c.run_seq == runs.c.seq)
-            .where(runs.c.id == run_id, logs.c.seq > after)
-            .order_by(logs.c.seq)
-            .limit(max(0, limit))
-        )
+        params = {"b_id": run_id, "b_after": after, "b_limit": max(0, limit)}
         with self._tx.read() as conn:
-            return rows_to_logs(conn.execute(stmt).all())
+            return rows_to_run_logs(run_id, conn.execute(_LOG_PAGE, params))
 
     async def due(self, *, now: datetime, limit: int) -> builtins.list[Run]:
         return await self._call(functools.partial(self._due, now, limit))
@@ -458,9 +563,19 @@ class SqlStore(Store):
         """Wait up to ``timeout`` seconds for a NOTIFY on ``channel``; True if one came.
 
         PostgreSQL: LISTENs (from the first call on) on a dedicated connection, outside the
-        pool. SQLite has no notifications: this sleeps for ``timeout`` and returns False, the
-        polling fallback. Either way a True is a hint to re-read the store, never a promise.
+        pool. SQLite has no notifications: a dedicated connection polls ``PRAGMA
+        data_version`` every 20 ms and this returns True as soon as any other connection
+        (any process) has committed since the channel's previous wait returned, whatever
+        the channel (see ``_sql_watch``); an in-memory database just sleeps and returns
+        False. Either way a True is a hint to re-read the store, never a promise.
         """
+        if self.dialect == "sqlite":
+            if is_memory_sqlite(self.engine.url):  # one process: nobody else can commit
+                await anyio.sleep(timeout)
+                return False
+            if self._watcher is None:
+                self._watcher = DataVersionWatcher(self._sqlite_watch_connection)
+            return await self._watcher.wait(channel, timeout)
         if self.dialect != "postgresql":
             await anyio.sleep(timeout)
             return False
@@ -479,6 +594,13 @@ class SqlStore(Store):
         except (psycopg.Error, exc.DBAPIError) as err:
             raise StorageUnavailable(f"LISTEN {channel!r} failed: {err}") from err
         return woke
+
+    def _sqlite_watch_connection(self) -> sqlite3.Connection:
+        # Made like the pool's (the host's connect arguments and events included), then
+        # taken out of the pool for good: it belongs to the watcher.
+        fairy = self.engine.raw_connection()
+        fairy.detach()
+        return cast(sqlite3.Connection, fairy.dbapi_connection)
 
     def _listen_connection(self) -> Any:
         if self._listen_dsn is not None:
