@@ -161,6 +161,12 @@ class Transactions:
         """A connection for one read statement, outside any transaction."""
         return self._reader.connect()
 
+    def single(self) -> Connection:
+        """A connection for one statement that is its own transaction (autocommit), on
+        PostgreSQL only: a write that fits in one statement spares BEGIN and COMMIT."""
+        assert not self.sqlite, "SQLite writes take the write lock: use write()"
+        return self._reader.connect()
+
 
 def unavailable(err: BaseException) -> bool:
     """Whether ``err`` means the database cannot be used right now."""

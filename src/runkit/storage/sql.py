@@ -82,6 +82,28 @@ def _status_in(statuses: Sequence[str]) -> sa.ColumnElement[bool]:
 _GET = sa.select(runs).where(runs.c.id == sa.bindparam("b_id", type_=runs.c.id.type))
 _HOLDER = sa.select(runs).where(runs.c.idempotency_scope == sa.bindparam("b_scope"))
 _INSERT_LOGS = sa.insert(logs)
+#: Creates write one or two entries; up to this many go in the one-statement insert.
+_ONE_STATEMENT_ENTRIES = 4
+_LOG_FIELDS = ("seq", "attempt", "level", "event", "message", "data", "occurred_at", "worker_id")
+
+
+def _insert_with_logs(insert_run: Any, count: int) -> sa.Select[Any]:
+    """``WITH r AS (INSERT run ... RETURNING seq), l AS (INSERT INTO logs SELECT r.seq, ...
+    FROM r) SELECT seq FROM r``: PostgreSQL runs every data-modifying CTE, and the log rows
+    exist only if the run row was inserted (no row in ``r``, no log rows)."""
+    r = insert_run.cte("r")
+    rows = [
+        sa.select(
+            r.c.seq,
+            *(sa.bindparam(f"e{i}_{name}", type_=logs.c[name].type) for name in _LOG_FIELDS),
+        )
+        for i in range(count)
+    ]
+    source = rows[0] if count == 1 else sa.union_all(*rows)
+    add_logs = sa.insert(logs).from_select(["run_seq", *_LOG_FIELDS], source).cte("l")
+    return sa.select(r.c.seq).add_cte(add_logs)
+
+
 #: One page of a run's log: the run's ``seq`` is looked up first (a scalar subquery), so the
 #: page is an index range scan on the log key ``(run_seq, seq)`` on every page, the first
 #: included (a join on the UUID let PostgreSQL's planner pick a sequential scan).
@@ -228,6 +250,14 @@ class SqlStore(Store):
             .on_conflict_do_nothing(index_elements=[runs.c.idempotency_scope])
             .returning(runs.c.seq)
         )
+        # The same INSERT with explicit binds, to nest in a CTE (PostgreSQL only).
+        self._insert_run_values = (
+            postgresql.insert(runs)
+            .values({c.name: sa.bindparam(c.name, type_=c.type) for c in runs.c if c.name != "seq"})
+            .on_conflict_do_nothing(index_elements=[runs.c.idempotency_scope])
+            .returning(runs.c.seq)
+        )
+        self._insert_statements: dict[int, sa.Select[Any]] = {}
 
     def __repr__(self) -> str:
         return f"SqlStore({self.engine.url.render_as_string(hide_password=True)!r})"
@@ -284,8 +314,42 @@ class SqlStore(Store):
         return await self._call(functools.partial(self._insert, run, entries))
 
     def _insert(self, run: Run, entries: Sequence[NewLogEntry]) -> tuple[Run, bool]:
+        if self.dialect == "postgresql" and 0 < len(entries) <= _ONE_STATEMENT_ENTRIES:
+            return self._insert_one_statement(run, entries)
         with self._tx.write() as conn:
             return self._insert_on(conn, run, entries)
+
+    def _insert_one_statement(self, run: Run, entries: Sequence[NewLogEntry]) -> tuple[Run, bool]:
+        """PostgreSQL: the run and its first entries in one statement (data-modifying CTEs)
+        outside an explicit transaction: one round trip, atomic as any single statement."""
+        statement = self._insert_statements.get(len(entries))
+        if statement is None:
+            statement = self._insert_statements[len(entries)] = _insert_with_logs(
+                self._insert_run_values, len(entries)
+            )
+        params = run_values(run)
+        params["log_seq"] = len(entries)
+        rows: builtins.list[dict[str, Any]] = []
+        stored_logs(run.id, 0, run.attempt, entries, 0, datetime.now(UTC), rows)
+        for i, row in enumerate(rows):
+            params.update(
+                {f"e{i}_{name}": value for name, value in row.items() if name != "run_seq"}
+            )
+        for _ in range(10):
+            with self._tx.single() as conn:
+                try:
+                    seq = conn.execute(statement, params).scalar_one_or_none()
+                except exc.IntegrityError as err:
+                    if violates(err, "runkit_runs_id_key", "runkit_runs.id"):
+                        raise ValueError(f"run {run.id} exists") from err
+                    raise
+                if seq is not None:
+                    return attrs.evolve(run, seq=seq, log_seq=len(entries)), True
+                holder = conn.execute(_HOLDER, {"b_scope": run.idempotency_scope}).first()
+            if holder is not None:
+                return row_to_run(holder), False
+            # The holder was deleted between the two statements: the scope is free again.
+        raise StorageUnavailable(f"idempotency scope {run.idempotency_scope!r} kept changing hands")
 
     def insert_in(
         self, connection: Connection, run: Run, entries: Sequence[NewLogEntry] = ()
