@@ -1,4 +1,5 @@
-"""Cross-process wake-ups over PostgreSQL LISTEN/NOTIFY, fed into ``runkit.wakeups``.
+"""Cross-process wake-ups, fed into ``runkit.wakeups``: PostgreSQL LISTEN/NOTIFY, and on
+SQLite the store's ``PRAGMA data_version`` watch (it wakes on any other commit).
 
 Outgoing: the Runkit itself, while open, coalesces local "work" signals into one NOTIFY per
 few ms (``Wakeups.send_remote``), so a process that only creates runs wakes workers too.
@@ -37,11 +38,9 @@ class NotificationBridge:
 
     @staticmethod
     def supported(runkit: Runkit) -> bool:
-        """Whether the store can hear other processes (PostgreSQL LISTEN)."""
-        store: Any = runkit.store
-        return getattr(store, "dialect", None) == "postgresql" and hasattr(
-            store, "wait_for_notification"
-        )
+        """Whether the store can hear other processes: PostgreSQL LISTEN, or SQLite's
+        ``PRAGMA data_version`` watch (any commit by another connection is a hint)."""
+        return hasattr(runkit.store, "wait_for_notification")
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         store: Any = self.runkit.store
