@@ -24,10 +24,14 @@ def make_plugin_manager(
     ``runkit``. Malformed plugins fail here, naming the plugin."""
     pm = pluggy.PluginManager("runkit")
     pm.add_hookspecs(_hookspecs)
-    for builtin in _builtin_plugins():
-        pm.register(builtin)
-    for plugin in plugins:
-        pm.register(plugin)
+    for plugin in (*_builtin_plugins(), *plugins):
+        name = _plugin_name(plugin)
+        try:
+            pm.register(plugin, name=name)
+        except ValueError as exc:  # registered twice, or a name taken
+            raise ConfigurationError(f"plugin {name}: {exc}") from exc
+        except pluggy.PluginValidationError as exc:
+            raise ConfigurationError(f"plugin {name}: {exc}") from exc
     if autoload is None:
         autoload = not os.environ.get(DISABLE_AUTOLOAD_ENV)
     if autoload:
@@ -40,6 +44,14 @@ def make_plugin_manager(
     except pluggy.PluginValidationError as exc:
         raise ConfigurationError(f"plugin {exc.plugin!r}: {exc}") from exc
     return pm
+
+
+def _plugin_name(plugin: object) -> str:
+    """A readable name for messages: the module, or the class of a plugin object."""
+    if isinstance(plugin, type(pluggy)):  # a module
+        return plugin.__name__
+    cls = type(plugin)
+    return f"{cls.__module__}.{cls.__qualname__}@{id(plugin):x}"
 
 
 def _builtin_plugins() -> list[object]:
