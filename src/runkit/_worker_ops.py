@@ -14,6 +14,7 @@ import attrs
 
 from ._errors import IllegalTransition, LeaseLost
 from ._models import SYSTEM, Expect, Lease, LogEntry, NewLogEntry, Run
+from ._redact import clean_all, redact_value
 from ._states import LEASED, Action, Status
 from ._transitions import CAS_ATTEMPTS, Transitions, iso
 from .storage.base import Update, fence_expect
@@ -63,7 +64,7 @@ class WorkerOperations(Transitions):
         notes: Sequence[NewLogEntry] = (),
     ) -> Run:
         """A fenced worker move read from the store: raises LeaseLost if the worker no
-        longer holds the run."""
+        longer holds the run. ``notes`` are already cleaned (``_redact``)."""
         for _ in range(CAS_ATTEMPTS):
             run = await self.store.get(lease.run_id)
             if run is None or not fence_expect(lease).matches(run):
@@ -144,7 +145,7 @@ class WorkerOperations(Transitions):
             Action.COMPLETE,
             "completed",
             {"result": dict(result or {})},
-            tuple(logs),
+            tuple(clean_all(logs)),
             known,
         )
 
@@ -161,18 +162,20 @@ class WorkerOperations(Transitions):
         """A failed attempt: back to the queue until ``retry_at`` if given (the engine decides
         from the kind's retry policy; ``retryCount + 1``), else ``failed`` with ``reason``.
         Either way an ``attempt.failed`` entry records the error in the run's log."""
+        error = redact_value(dict(error))
         note = NewLogEntry(
             f"attempt {lease.attempt} failed: {str(error.get('message', ''))[:200]}",
             level="error",
             event="attempt.failed",
-            data={"error": dict(error), "retryAt": iso(retry_at) if retry_at else None},
+            data={"error": error, "retryAt": iso(retry_at) if retry_at else None},
             occurred_at=self.clock.now(),
             attempt=lease.attempt,
         )
+        notes = (*clean_all(logs), note)
         if retry_at is not None:
-            extra = {"error": dict(error), "not_before": retry_at}
-            return Report(lease, Action.REQUEUE, "retrying", extra, (*logs, note), known)
-        return Report(lease, Action.FAIL, reason, {"error": dict(error)}, (*logs, note), known)
+            extra = {"error": error, "not_before": retry_at}
+            return Report(lease, Action.REQUEUE, "retrying", extra, notes, known)
+        return Report(lease, Action.FAIL, reason, {"error": error}, notes, known)
 
     async def complete(
         self,
@@ -211,16 +214,18 @@ class WorkerOperations(Transitions):
 
     async def stopped(self, lease: Lease, *, logs: Sequence[NewLogEntry] = ()) -> Run:
         """The executor stopped after a cancel or pause request."""
-        return await self._report(lease, Action.STOPPED, reason="stopped", notes=logs)
+        return await self._report(lease, Action.STOPPED, reason="stopped", notes=clean_all(logs))
 
     async def release(self, lease: Lease, *, logs: Sequence[NewLogEntry] = ()) -> Run:
         """Graceful shutdown: hand the run back without counting an interrupt."""
-        return await self._report(lease, Action.RELEASE, reason="worker shutdown", notes=logs)
+        return await self._report(
+            lease, Action.RELEASE, reason="worker shutdown", notes=clean_all(logs)
+        )
 
     async def append_logs(
         self, lease: Lease, entries: Sequence[NewLogEntry]
     ) -> builtins.list[LogEntry]:
-        stored = await self.store.append_logs(lease.run_id, entries, fence=lease)
+        stored = await self.store.append_logs(lease.run_id, clean_all(entries), fence=lease)
         if stored is None:
             raise LeaseLost(lease.run_id, lease.attempt)
         self.wakeups.logs_appended(lease.run_id)
