@@ -55,13 +55,11 @@ def _plugin_name(plugin: object) -> str:
 
 
 def _builtin_plugins() -> list[object]:
-    """Built-in kinds, as plugins. The engine package adds its own when importable."""
-    try:
-        from .kinds import builtin_plugins  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:  # the engine's kinds package is optional at this layer
-        return []
-    plugins: list[object] = builtin_plugins()
-    return plugins
+    """The built-in storage backends and kinds, as plugins like any other."""
+    from .kinds import builtin_plugins
+    from .storage import _builtin as builtin_storage
+
+    return [builtin_storage, *builtin_plugins()]
 
 
 def collect_kinds(pm: pluggy.PluginManager) -> KindRegistry:

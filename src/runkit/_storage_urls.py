@@ -1,4 +1,5 @@
-"""Storage URLs to stores: built-in schemes first, then the ones plugins register."""
+"""Storage URLs to stores, through the ``runkit_register_storage`` hook (the built-in
+backends register there too, in ``storage._builtin``)."""
 
 from __future__ import annotations
 
@@ -12,27 +13,17 @@ from ._plugins import collect_storage
 if TYPE_CHECKING:
     from .storage.base import Store
 
-_SQL_SCHEMES = ("sqlite", "postgresql", "postgres")
-
 
 def open_store(url: str, pm: pluggy.PluginManager) -> Store:
+    """The store for ``url``: the factory registered for its scheme (``postgresql+psycopg``
+    also matches a factory registered for ``postgresql``)."""
     scheme = url.split(":", 1)[0].lower() if ":" in url else ""
-    base = scheme.split("+", 1)[0]
-    if scheme == "memory":
-        from .storage.memory import MemoryStore
-
-        return MemoryStore()
-    if base in _SQL_SCHEMES:
-        from .storage.sql import SqlStore
-
-        if base == "postgres":  # the libpq spelling; SQLAlchemy wants postgresql
-            url = "postgresql" + url[len("postgres") :]
-        if url.startswith("postgresql://"):
-            url = "postgresql+psycopg://" + url[len("postgresql://") :]
-        return SqlStore(url, create_schema=True)
     factories = collect_storage(pm)
-    if scheme in factories:
-        store: Store = factories[scheme](url)
-        return store
-    known = ", ".join(sorted({"memory", *_SQL_SCHEMES, *factories}))
-    raise ConfigurationError(f"unknown storage URL scheme {scheme!r} in {url!r}; known: {known}")
+    factory = factories.get(scheme) or factories.get(scheme.split("+", 1)[0])
+    if factory is None:
+        known = ", ".join(sorted(factories))
+        raise ConfigurationError(
+            f"unknown storage URL scheme {scheme!r} in {url!r}; known: {known}"
+        )
+    store: Store = factory(url)
+    return store
