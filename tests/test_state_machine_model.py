@@ -139,6 +139,7 @@ class RunkitMachine(RuleBasedStateMachine):
         super().__init__()
         self.clock = ManualClock()
         self.rks: list[Runkit] = []
+        self.opened: list[contextlib.AbstractContextManager[Runkit]] = []
         self.model: dict[UUID, ModelRun] = {}
         self.seq = 0
         self.by_idem: dict[str, UUID] = {}
@@ -174,14 +175,17 @@ class RunkitMachine(RuleBasedStateMachine):
                 clock=self.clock,
                 settings=Settings(lease=LEASE, interrupt_budget=2),
             )
-            self.portal.call(rk.__aenter__)
+            # Entered and exited by one task on the portal's loop, as a Runkit requires.
+            opened = self.portal.wrap_async_context_manager(rk)
+            opened.__enter__()
+            self.opened.append(opened)
             self.rks.append(rk)
             self.leases.append({})
 
     def teardown(self) -> None:
-        for rk in self.rks:
+        for opened in self.opened:
             with contextlib.suppress(Exception):
-                self.portal.call(rk.__aexit__, None, None, None)
+                opened.__exit__(None, None, None)
 
     # ------------------------------------------------------------------ rules ------------
     @rule(
