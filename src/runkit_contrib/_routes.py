@@ -23,7 +23,7 @@ from runkit._wire import log_page_to_wire, run_page_to_wire, run_to_wire
 from ._auth import AuthConfig, authenticate
 from ._body import json_object, query_int, query_text
 from ._errors import HttpError, invalid, to_response
-from ._sse import EventStreamResponse, StreamSettings, log_events, read_entries
+from ._sse import EventStreamResponse, LogHub, StreamSettings, read_entries
 
 #: ``authorize(principal, action, run)`` -> bool (or an awaitable of one). ``principal`` is
 #: None for anonymous callers; ``run`` is None for "list" and "create".
@@ -53,6 +53,7 @@ class Api:
     def __init__(self, config: ApiConfig) -> None:
         self.config = config
         self.rk = config.runkit
+        self.hub = LogHub(config.runkit, config.stream)
 
     def routes(self) -> list[BaseRoute]:
         base = "/api/v1/action-runs"
@@ -216,7 +217,7 @@ class Api:
             return Response(status_code=204)  # already ended: EventSource stops on 204
         settings = self.config.stream
         return EventStreamResponse(
-            log_events(self.rk, run.id, after, settings), send_timeout=settings.send_timeout
+            self.hub.events(run.id, after), send_timeout=settings.send_timeout
         )
 
 
