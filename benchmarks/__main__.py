@@ -30,7 +30,8 @@ FAMILIES = (
     ("pagination", "issue #2: list and log pages at depth"),
     ("e2e", "issue #3: real workers, dispatch latency (S1, S2, S3-lite, S4)"),
     ("peers", "issue #3: pgqueuer, procrastinate, DBOS in the same run"),
-    ("http", "issue #4: HTTP API (S9, S11, SSE latency)"),
+    ("http", "issue #4: HTTP API (S9, S10, S11) under wrk"),
+    ("sse", "issue #4: SSE append -> client latency (S8)"),
 )
 #: A smoke ratio may fall to this fraction of the stored one before the run fails.
 REGRESSION_FACTOR = 0.5
