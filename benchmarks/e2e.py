@@ -13,9 +13,8 @@ executor minus the moment ``create`` returned). Processes: the claim's ``started
 clock, written in the claim's transaction just before the executor starts) minus the wall
 clock when ``create`` returned.
 
-Cross-process wake-ups on PostgreSQL need a NOTIFY from the creating process. Only the
-engine's ``NotificationBridge`` sends it, and only a process that runs a worker installs
-one, so the creator here installs the bridge itself (see docs/benchmarks.md, findings).
+Cross-process wake-ups: the creating process's Runkit sends a coalesced NOTIFY on
+PostgreSQL; on SQLite the workers watch ``PRAGMA data_version``.
 """
 
 from __future__ import annotations
@@ -103,19 +102,6 @@ def _wall(ts: datetime | None) -> float:
 
 
 # --------------------------------------------------------------------------- one pass ----
-async def _bridge(stack: AsyncExitStack, rk: Any) -> None:
-    """Install the engine's NOTIFY bridge in a creating process that runs no worker."""
-    import anyio
-
-    from runkit.engine._notify import NotificationBridge
-
-    if not NotificationBridge.supported(rk):
-        return
-    tg = await stack.enter_async_context(anyio.create_task_group())
-    stack.callback(tg.cancel_scope.cancel)
-    await tg.start(NotificationBridge(rk).run)
-
-
 async def _pass(
     url: str, mode: str, procs: int, n: int, paced: bool, timeout: float
 ) -> dict[str, Any]:
@@ -142,8 +128,6 @@ async def _pass(
                 await stack.enter_async_context(
                     embedded_workers(rk, concurrency=CONCURRENCY, grace_period=5.0)
                 )
-            else:
-                await _bridge(stack, rk)
             start_wall = time.time()
             t0 = time.perf_counter()
             for i in range(n):

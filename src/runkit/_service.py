@@ -85,13 +85,20 @@ class Runkit(WorkerOperations):
 
     async def __aenter__(self) -> Self:
         await self.store.open()
+        # Cross-process wake-ups, both ways, where the store can carry them: workers
+        # elsewhere hear of new runs, log streams here hear of entries written elsewhere.
         notify = getattr(self.store, "notify", None)
-        if notify is not None and getattr(self.store, "dialect", None) == "postgresql":
+        sends = notify is not None and getattr(self.store, "dialect", None) == "postgresql"
+        wait = getattr(self.store, "wait_for_notifications", None)
+        if sends or wait is not None:
             # Background services live as long as the Runkit is open; enter and exit it in
             # one task (SyncRunkit does, through its portal).
             self._services = anyio.create_task_group()
             await self._services.__aenter__()
-            self._services.start_soon(self.wakeups.send_remote, notify)
+            if sends and notify is not None:
+                self._services.start_soon(self.wakeups.send_remote, notify)
+            if wait is not None:
+                self._services.start_soon(self.wakeups.listen_remote, wait)
         return self
 
     async def __aexit__(

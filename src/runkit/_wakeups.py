@@ -15,8 +15,10 @@ import anyio
 
 log = logging.getLogger("runkit")
 
-#: The PostgreSQL channel on which "work may be claimable" travels between processes.
+#: The channels on which hints travel between processes: "work may be claimable", and "log
+#: entries were appended" (no payload: listeners wake every local log stream, which re-read).
 WORK_CHANNEL = "runkit_work"
+LOGS_CHANNEL = "runkit_logs"
 #: Local signals within this window become one notification.
 COALESCE_SECONDS = 0.005
 
@@ -73,25 +75,49 @@ class Wakeups:
         self._logs.pop(run_id, None)
 
     async def send_remote(self, notify: Callable[[str, str], Awaitable[None]]) -> None:
-        """Tell other processes about local "work" signals, coalesced into one ``notify``
-        call per few milliseconds, until cancelled. Runkit runs this while open on a store
-        that can notify, so any process that queues runs wakes workers elsewhere."""
-        pending = anyio.Event()
+        """Tell other processes about local signals, until cancelled: everything signalled
+        within a few milliseconds becomes at most one ``notify`` a channel (never one a log
+        line). Runkit runs this while open on a store that can notify (PostgreSQL)."""
+        pending: set[str] = set()
+        wake = anyio.Event()
 
         def record(what: str, run_id: UUID | None) -> None:
-            if what == "work":
-                pending.set()
+            nonlocal wake
+            pending.add(WORK_CHANNEL if what == "work" else LOGS_CHANNEL)
+            wake.set()
 
         self.remote = record
         try:
             while True:
-                await pending.wait()
+                await wake.wait()
                 await anyio.sleep(COALESCE_SECONDS)
-                pending = anyio.Event()
-                try:
-                    await notify(WORK_CHANNEL, "")
-                except Exception:  # a hint: listeners also poll
-                    log.debug("NOTIFY failed; polling covers it", exc_info=True)
+                wake = anyio.Event()
+                channels = sorted(pending)
+                pending.clear()
+                for channel in channels:
+                    try:
+                        await notify(channel, "")
+                    except Exception:  # a hint: listeners also poll
+                        log.debug("NOTIFY failed; polling covers it", exc_info=True)
         finally:
             if self.remote is record:
                 self.remote = None
+
+    async def listen_remote(
+        self, wait: Callable[[tuple[str, ...], float], Awaitable[set[str]]], poll: float = 1.0
+    ) -> None:
+        """Turn other processes' notifications into local signals, until cancelled: "work"
+        wakes local workers, "logs" wakes every local log stream (it re-reads its run)."""
+        channels = (WORK_CHANNEL, LOGS_CHANNEL)
+        while True:
+            try:
+                fired = await wait(channels, poll)
+            except Exception:
+                log.debug("LISTEN failed; retrying", exc_info=True)
+                await anyio.sleep(poll)
+                continue
+            if WORK_CHANNEL in fired:
+                self.work_available(local_only=True)
+            if LOGS_CHANNEL in fired:
+                for signal in list(self._logs.values()):
+                    signal.fire()

@@ -2,9 +2,11 @@
 
 One anyio task group holds: the claim loop, one task per claimed run (executor + log
 flusher), the heartbeat loop (which also carries cancel and pause requests back), the
-rescuer, and on PostgreSQL the LISTEN/NOTIFY bridge. Everything it writes goes through the
-fenced worker operations of :class:`~runkit.Runkit`, so a worker that lost a lease (paused
-process, partition) changes nothing; the state table decides every move.
+completion buffer and the rescuer. Wake-ups from other processes reach it through
+``runkit.wakeups``, which the open Runkit feeds (PostgreSQL LISTEN, SQLite data_version).
+Everything it writes goes through the fenced worker operations of :class:`~runkit.Runkit`,
+so a worker that lost a lease (paused process, partition) changes nothing; the state table
+decides every move.
 """
 
 from __future__ import annotations
@@ -38,7 +40,6 @@ from .._worker_ops import Report
 from ._context import RunContext
 from ._errors import Fatal
 from ._executors import Outcome, backoff, error_body, is_retryable, run_attempt
-from ._notify import NotificationBridge
 
 if TYPE_CHECKING:
     from .._service import Runkit
@@ -90,7 +91,6 @@ class Worker:
         pause_grace: float = 1.0,
         grace_period: float = 30.0,
         rescue: bool = True,
-        listen: bool = True,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -105,7 +105,6 @@ class Worker:
         self.pause_grace = pause_grace
         self.grace_period = grace_period
         self.rescue = rescue
-        self.listen = listen
         # Keyed by (run, attempt): a run released or rescued from under an attempt that is
         # still unwinding may be claimed again by this very worker.
         self._held: dict[tuple[uuid.UUID, int], _Held] = {}
@@ -136,13 +135,8 @@ class Worker:
             self._tg.cancel_scope.cancel()
 
     async def run(self, *, task_status: TaskStatus[Worker] = anyio.TASK_STATUS_IGNORED) -> None:
-        bridge: NotificationBridge | None = None
-        if self.listen and NotificationBridge.supported(self.runkit):
-            bridge = NotificationBridge(self.runkit, poll=self.poll_interval)
         async with anyio.create_task_group() as tg:
             self._tg = tg
-            if bridge is not None:
-                await tg.start(bridge.run)
             tg.start_soon(self._forward_wakeups)
             tg.start_soon(self._heartbeat_loop)
             tg.start_soon(self._outbox_loop)

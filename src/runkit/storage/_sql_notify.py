@@ -12,7 +12,7 @@ import contextlib
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import psycopg
@@ -37,24 +37,31 @@ class PgListener:
 
     def wait(self, channel: str, timeout: float) -> bool:
         """Block until a notification on ``channel`` arrives (True) or ``timeout`` passes."""
+        return bool(self.wait_any((channel,), timeout))
+
+    def wait_any(self, channels: Collection[str], timeout: float) -> set[str]:
+        """Block until a notification on any of ``channels`` arrives, or ``timeout`` passes;
+        the channels that had notifications (empty at timeout)."""
         deadline = time.monotonic() + timeout
         if not self._lock.acquire(timeout=max(0.0, timeout)):
-            return False
+            return set()
         try:
             if self._closed:
-                return False
-            conn = self._listening(channel)
-            if self._pending.pop(channel, 0):
-                return True
-            while (remaining := deadline - time.monotonic()) > 0:
+                return set()
+            for channel in channels:
+                conn = self._listening(channel)
+            while True:
+                fired = {c for c in channels if self._pending.pop(c, 0)}
+                if fired:
+                    self._drain(conn, fired)
+                    return fired
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return set()
                 # Consume the generator to its end: it holds the connection's lock while
                 # suspended, so leaving it early and draining would deadlock.
                 for note in conn.notifies(timeout=remaining, stop_after=1):
                     self._pending[note.channel] += 1
-                if self._pending.pop(channel, 0):
-                    self._drain(conn, channel)
-                    return True
-            return False
         except psycopg.Error:
             self._reset()
             raise
@@ -84,11 +91,11 @@ class PgListener:
             self._channels.add(channel)
         return self._conn
 
-    def _drain(self, conn: Any, channel: str) -> None:
-        """Coalesce: notifications already received for ``channel`` are answered by this
-        wake-up, since the waiter re-reads the store anyway."""
+    def _drain(self, conn: Any, fired: set[str]) -> None:
+        """Coalesce: notifications already received for ``fired`` channels are answered by
+        this wake-up, since the waiter re-reads the store anyway."""
         for note in conn.notifies(timeout=0.0):
-            if note.channel != channel:
+            if note.channel not in fired:
                 self._pending[note.channel] += 1
 
     def _reset(self) -> None:

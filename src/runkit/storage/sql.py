@@ -624,25 +624,34 @@ class SqlStore(Store):
 
     # -- wake-ups (not part of the Store contract) -----------------------------------------
     async def wait_for_notification(self, channel: str, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds for a NOTIFY on ``channel``; True if one came.
+        """:meth:`wait_for_notifications` for one channel."""
+        return bool(await self.wait_for_notifications((channel,), timeout))
+
+    async def wait_for_notifications(
+        self, channels: Collection[str], timeout: float
+    ) -> builtins.set[str]:
+        """Wait up to ``timeout`` seconds for a NOTIFY on any of ``channels``; the channels
+        that had one (empty at timeout).
 
         PostgreSQL: LISTENs (from the first call on) on a dedicated connection, outside the
         pool. SQLite has no notifications: a dedicated connection polls ``PRAGMA
-        data_version`` every 20 ms and this returns True as soon as any other connection
-        (any process) has committed since the channel's previous wait returned, whatever
-        the channel (see ``_sql_watch``); an in-memory database just sleeps and returns
-        False. Either way a True is a hint to re-read the store, never a promise.
+        data_version`` every 20 ms and every channel counts as notified as soon as any other
+        connection (any process) has committed since the previous wait for the same
+        channels returned (see ``_sql_watch``); an in-memory database just sleeps. Either
+        way a notification is a hint to re-read the store, never a promise.
         """
         if self.dialect == "sqlite":
             if is_memory_sqlite(self.engine.url):  # one process: nobody else can commit
                 await anyio.sleep(timeout)
-                return False
+                return builtins.set()
             if self._watcher is None:
                 self._watcher = DataVersionWatcher(self._sqlite_watch_connection)
-            return await self._watcher.wait(channel, timeout)
+            key = "|".join(sorted(channels))
+            woke = await self._watcher.wait(key, timeout)
+            return builtins.set(channels) if woke else builtins.set()
         if self.dialect != "postgresql":
             await anyio.sleep(timeout)
-            return False
+            return builtins.set()
         import psycopg
 
         from ._sql_notify import PgListener  # psycopg is needed on PostgreSQL only
@@ -652,12 +661,12 @@ class SqlStore(Store):
         listener = self._listener
         try:
             # Abandoned on cancellation: the thread returns by itself within the timeout.
-            woke: bool = await anyio.to_thread.run_sync(
-                listener.wait, channel, timeout, abandon_on_cancel=True
+            fired: builtins.set[str] = await anyio.to_thread.run_sync(
+                listener.wait_any, tuple(channels), timeout, abandon_on_cancel=True
             )
         except (psycopg.Error, exc.DBAPIError) as err:
-            raise StorageUnavailable(f"LISTEN {channel!r} failed: {err}") from err
-        return woke
+            raise StorageUnavailable(f"LISTEN {sorted(channels)} failed: {err}") from err
+        return fired
 
     def _sqlite_watch_connection(self) -> sqlite3.Connection:
         # Made like the pool's (the host's connect arguments and events included), then
