@@ -41,10 +41,14 @@ pytest: venv
 
 test: lint typecheck pytest
 
+# The full run measures runkit beside pgqueuer, procrastinate and DBOS (installed here).
 bench: venv
+	$(BIN)/pip install -q -e '.[$(EXTRAS),bench]'
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
+# CI: small sizes, correctness and gross ratio regressions only; peers are skipped.
 bench-smoke: venv
+	$(BIN)/pip install -q -e '.[$(EXTRAS),benchbase]'
 	$(BIN)/python -m benchmarks --smoke
 
 clean:
