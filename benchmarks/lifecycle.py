@@ -1,8 +1,10 @@
 """Issue #2, storage lifecycle (the storage part of S1/S2).
 
 N no-op runs, each: created with ``execute=True`` (one at a time, as the public API does),
-claimed in batches of B, given two log lines, completed. Sequential phases in one process
-and one connection's worth of concurrency: create all, then drain. The same lifecycle as
+claimed in batches of B, given two log lines, completed; each claimed batch is finished with
+one ``Runkit.report`` carrying the runs' log lines, as a worker's completion buffer does.
+Sequential phases in one process and one connection's worth of concurrency: create all,
+then drain. The same lifecycle as
 raw SQL through the same driver (``_raw``) gives the anchors:
 
 * B-SQ-2 / B-PG-2: unbatched, three commits per run;
@@ -61,11 +63,20 @@ async def _runkit_lifecycle(url: str, n: int, batch: int) -> dict[str, Any]:
                 runs = await rk.claim("w", batch)
                 if not runs:
                     break
-                for run in runs:
-                    lease = runkit.Lease(run.id, run.attempt, run.lease_token or "")
-                    await rk.append_logs(lease, [runkit.NewLogEntry(m) for m in LINES])
-                    await rk.complete(lease, {})
-                    done += 1
+                # As a worker finishes a batch: each run's log lines ride with its outcome,
+                # and the batch is one Runkit.report (one transaction), like B-*-3.
+                reports = [
+                    rk.completion(
+                        runkit.Lease(run.id, run.attempt, run.lease_token or ""),
+                        {},
+                        logs=[runkit.NewLogEntry(m) for m in LINES],
+                        known=run,
+                    )
+                    for run in runs
+                ]
+                results = await rk.report(reports)
+                assert not any(isinstance(r, Exception) for r in results), results
+                done += len(runs)
             t2 = time.perf_counter()
     return {
         "t_create": t1 - t0,
