@@ -23,7 +23,7 @@ from runkit._wire import log_page_to_wire, run_page_to_wire, run_to_wire
 from ._auth import AuthConfig, authenticate
 from ._body import json_object, query_int, query_text
 from ._errors import HttpError, invalid, to_response
-from ._sse import EventStreamResponse, LogHub, StreamSettings, read_entries
+from ._sse import EventStreamResponse, LogHub, StreamSettings
 
 #: ``authorize(principal, action, run)`` -> bool (or an awaitable of one). ``principal`` is
 #: None for anonymous callers; ``run`` is None for "list" and "create".
@@ -213,7 +213,7 @@ class Api:
         else:
             after = _inputs.cursor(query_text(request, "after"), run_id)
         run = await self._visible_run(request, principal, "logs")
-        if run.status.terminal and not await read_entries(self.rk, run.id, after, 1):
+        if run.status.terminal and not await self.rk.read_log_entries(run.id, after, 1):
             return Response(status_code=204)  # already ended: EventSource stops on 204
         settings = self.config.stream
         return EventStreamResponse(

@@ -20,7 +20,7 @@ import itertools
 import json
 import math
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID
 
@@ -62,13 +62,6 @@ def end_frame(status: str, display_status: str) -> str:
     return f"event: end\ndata: {_dumps({'status': status, 'displayStatus': display_status})}\n\n"
 
 
-async def read_entries(runkit: Runkit, run_id: UUID, after: int, limit: int) -> Sequence[LogEntry]:
-    # Runkit.read_log_entries is annotated ``list[LogEntry]`` inside a class whose own
-    # ``list`` method shadows the builtin, which mypy cannot read; restate the type here.
-    entries: Sequence[LogEntry] = await runkit.read_log_entries(run_id, after, limit)  # type: ignore[assignment,unused-ignore]
-    return entries
-
-
 class RunTail:
     """The live end of one run's log, shared by every stream of that run in this process.
 
@@ -106,7 +99,8 @@ class RunTail:
             if self._read_started >= not_before or self.ended is not None or self.gone:
                 return
             self._read_started = anyio.current_time()
-            entries = await read_entries(self.runkit, self.run_id, self.cursor, self.settings.batch)
+            read = self.runkit.read_log_entries
+            entries = await read(self.run_id, self.cursor, self.settings.batch)
             if not entries:
                 try:
                     run = await self.runkit.get(self.run_id)
@@ -117,9 +111,7 @@ class RunTail:
                     return
                 # The terminal transition's entry commits with the status: a read made
                 # after the terminal status was seen holds everything up to it.
-                entries = await read_entries(
-                    self.runkit, self.run_id, self.cursor, self.settings.batch
-                )
+                entries = await read(self.run_id, self.cursor, self.settings.batch)
                 if not entries:
                     display = await self.runkit.display_status(run)
                     self.ended = end_frame(run.status.value, display)
@@ -175,7 +167,7 @@ class LogHub:
             while True:
                 if cursor < tail.base:  # history the window does not hold
                     limit = min(settings.batch, tail.base - cursor)
-                    entries = await read_entries(self.runkit, run_id, cursor, limit)
+                    entries = await self.runkit.read_log_entries(run_id, cursor, limit)
                     if entries:
                         yield "".join(log_frame(e) for e in entries)
                         cursor = entries[-1].seq
