@@ -9,6 +9,7 @@ from uuid import UUID
 
 from .._models import LogEntry, NewLogEntry, Run
 from .._states import Status
+from .base import materialize_for
 
 #: A result row. ``Row`` is generic over its column types, with a different arity in
 #: SQLAlchemy 2.0 and 2.1; these helpers read rows by column name only.
@@ -150,39 +151,10 @@ def stored_logs(
     now: datetime,
     rows: list[dict[str, Any]],
 ) -> list[LogEntry]:
-    """:func:`~runkit.storage.base.materialize` from the three values it reads of the run
-    (its id, ``attempt`` for entries without one) so that appenders need not read the whole
-    row; appends the INSERT parameter sets (:func:`log_values`) to ``rows`` in the same
-    pass. ``test_sql_store`` checks that it agrees with ``materialize``."""
-    out: list[LogEntry] = []
-    seq = start_seq
-    for e in entries:
-        seq += 1
-        entry = LogEntry(
-            run_id=run_id,
-            seq=seq,
-            attempt=e.attempt if e.attempt is not None else attempt,
-            level=e.level,
-            message=e.message,
-            occurred_at=e.occurred_at or now,
-            event=e.event,
-            data=dict(e.data),
-            worker_id=e.worker_id,
-        )
-        out.append(entry)
-        rows.append(
-            {
-                "run_seq": run_seq,
-                "seq": seq,
-                "attempt": entry.attempt,
-                "level": entry.level,
-                "event": entry.event,
-                "message": entry.message,
-                "data": entry.data,
-                "occurred_at": entry.occurred_at,
-                "worker_id": entry.worker_id,
-            }
-        )
+    """The stored form of ``entries`` (:func:`~runkit.storage.base.materialize_for`), with
+    their INSERT parameter sets (:func:`log_values`) appended to ``rows``."""
+    out = materialize_for(run_id, attempt, entries, start_seq, now)
+    rows.extend(log_values(run_seq, out))
     return out
 
 

@@ -276,11 +276,19 @@ def materialize(
     run: Run, entries: Sequence[NewLogEntry], start_seq: int, now: datetime
 ) -> builtins.list[LogEntry]:
     """Give ``entries`` the ids ``start_seq + 1 ...`` and fill in defaults from ``run``."""
+    return materialize_for(run.id, run.attempt, entries, start_seq, now)
+
+
+def materialize_for(
+    run_id: UUID, attempt: int, entries: Sequence[NewLogEntry], start_seq: int, now: datetime
+) -> builtins.list[LogEntry]:
+    """:func:`materialize` from the two values it reads of the run (its id, and the attempt
+    for entries without one), for stores that append without reading the whole row."""
     return [
         LogEntry(
-            run_id=run.id,
+            run_id=run_id,
             seq=start_seq + i,
-            attempt=e.attempt if e.attempt is not None else run.attempt,
+            attempt=e.attempt if e.attempt is not None else attempt,
             level=e.level,
             message=e.message,
             occurred_at=e.occurred_at or now,
