@@ -16,7 +16,8 @@ import anyio
 import pytest
 
 import runkit
-from runkit import IllegalTransition, Kind, NotAllowed, Principal, Run, Runkit, Settings, Status
+from run_support import wait_status
+from runkit import IllegalTransition, Kind, NotAllowed, Principal, Runkit, Settings, Status
 from runkit.__main__ import build_parser, main
 from runkit._kinds import RetryPolicy
 from runkit.engine import Fatal, RunContext, Worker, embedded_workers
@@ -99,15 +100,6 @@ def _runkit(url: str, **kw: Any) -> Runkit:
 async def rk(url: str) -> AsyncIterator[Runkit]:
     async with _runkit(url) as instance:
         yield instance
-
-
-async def wait_status(rk: Runkit, run_id: Any, statuses: set[Status], within: float = 10.0) -> Run:
-    with anyio.fail_after(within):
-        while True:
-            run = await rk.get(run_id)
-            if run.status in statuses:
-                return run
-            await anyio.sleep(0.02)
 
 
 async def all_logs(rk: Runkit, run_id: Any) -> list[Any]:

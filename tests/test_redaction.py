@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 
+from run_support import wait_status
 from runkit import Kind, NewLogEntry, Runkit, Status
 from runkit._redact import MAX_MESSAGE_CHARS, clean
 from runkit.engine import RunContext, embedded_workers
@@ -39,11 +39,7 @@ async def test_planted_secrets_never_reach_the_database(tmp_path: Path) -> None:
     async with Runkit(f"sqlite:///{db}", kinds=kinds, autoload_plugins=False) as rk:
         run = (await rk.create("leaky", execute=True)).run
         async with embedded_workers(rk, concurrency=1):
-            with anyio.fail_after(20):
-                while True:
-                    if (await rk.get(run.id)).status is Status.FAILED:
-                        break
-                    await anyio.sleep(0.05)
+            await wait_status(rk, run.id, {Status.FAILED}, within=20)
         page = await rk.logs(run.id, limit=500)
         messages = [e.message for e in page.entries]
         assert any("[redacted]" in m for m in messages)

@@ -21,7 +21,8 @@ from typing import Any
 import anyio
 import pytest
 
-from runkit import Run, Runkit, Status
+from run_support import wait_status
+from runkit import Runkit, Status
 from worker_proc import make_runkit
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -92,15 +93,6 @@ async def rk(url: str, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setenv("RUNKIT_ENABLE_TEST_KINDS", "1")
     async with make_runkit(url, interrupt_budget=2) as instance:
         yield instance
-
-
-async def wait_status(rk: Runkit, run_id: Any, statuses: set[Status], within: float) -> Run:
-    with anyio.fail_after(within):
-        while True:
-            run = await rk.get(run_id)
-            if run.status in statuses:
-                return run
-            await anyio.sleep(0.05)
 
 
 async def logs(rk: Runkit, run_id: Any) -> list[Any]:
