@@ -378,6 +378,18 @@ def admin_dsn() -> str:
 _ADMIN: str | None = None
 
 
+def http_unavailable() -> str | None:
+    """Why the HTTP families cannot run here (runkit_contrib unusable, PostgreSQL
+    unreachable), or None."""
+    try:
+        import runkit_contrib
+
+        assert callable(runkit_contrib.asgi_app)
+    except Exception as err:
+        return f"runkit_contrib unusable: {err}"
+    return None if pg_available() else "PostgreSQL unreachable"
+
+
 def pg_available() -> bool:
     global _ADMIN
     if _ADMIN is None:

@@ -153,15 +153,8 @@ def commit_rate(database: str, connections: int, seconds: float) -> float:
 
 
 def run(ctx: h.Context) -> None:
-    try:
-        import runkit_contrib
-
-        assert callable(runkit_contrib.asgi_app)
-    except Exception as err:
-        ctx.add(h.Result("http", "runkit", "req/s", skipped=f"runkit_contrib unusable: {err}"))
-        return
-    if not h.pg_available():
-        ctx.add(h.Result("http", "runkit", "req/s", skipped="PostgreSQL unreachable"))
+    if (why := h.http_unavailable()) is not None:
+        ctx.add(h.Result("http", "runkit", "req/s", skipped=why))
         return
     if wrk_available():
         generator = "wrk"

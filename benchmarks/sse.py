@@ -199,15 +199,8 @@ def _summarize(records: list[list[int]], late: int, got: dict[str, Any], k: int)
 
 
 def run(ctx: h.Context) -> None:
-    try:
-        import runkit_contrib
-
-        assert callable(runkit_contrib.asgi_app)
-    except Exception as err:
-        ctx.add(h.Result("S8-pg", "runkit SSE", "latency", skipped=f"runkit_contrib: {err}"))
-        return
-    if not h.pg_available():
-        ctx.add(h.Result("S8-pg", "runkit SSE", "latency", skipped="PostgreSQL unreachable"))
+    if (why := h.http_unavailable()) is not None:
+        ctx.add(h.Result("S8-pg", "runkit SSE", "latency", skipped=why))
         return
     from ._runkit import prepare_schema
 
