@@ -237,12 +237,40 @@ async def test_fifty_concurrent_identical_creates_make_one_run(rk: Runkit) -> No
 async def test_queued_run_explains_what_it_waits_for(rk: Runkit) -> None:
     a = (await rk.create("t_noop", concurrency_key="deploy", execute=True)).run
     b = (await rk.create("t_noop", concurrency_key="deploy", execute=True)).run
+    text = await rk.display_status(await rk.get(b.id))
+    assert text == "Queued · no worker serves kind 't_noop'"
+    now = rk.clock.now()
+    other = runkit.WorkerInfo("w0", "h", 1, ("t_other",), 1, now, now)
+    await rk.register_worker(other)
+    assert await rk.display_status(await rk.get(b.id)) == text
+    await rk.register_worker(attrs.evolve(other, id="w1", kinds=("t_noop", "t_other")))
     assert await rk.display_status(await rk.get(b.id)) == "Queued · waiting for a worker"
     (claimed,) = await rk.claim("w", 5)
     assert claimed.id == a.id
     text = await rk.display_status(await rk.get(b.id))
     assert text == "Queued · waiting for concurrency key deploy (1/1 running)"
     assert await rk.display_statuses([await rk.get(b.id)]) == [text]
+
+
+async def test_a_worker_registers_renews_and_expires(rk: Runkit, clock: ManualClock) -> None:
+    now = clock.now()
+    await rk.register_worker(runkit.WorkerInfo("w1", "h", 1, ("t_noop",), 2, now, now))
+    assert [w.id for w in await rk.workers()] == ["w1"]
+    clock.advance(rk.settings.lease + timedelta(seconds=1))
+    assert await rk.workers() == []  # not heard from within a lease: not live
+    await rk.rescue()
+    assert await rk.store.list_workers(seen_since=now - timedelta(days=1)) == []
+
+
+async def test_overdue_lease_is_said_instead_of_running(rk: Runkit, clock: ManualClock) -> None:
+    run = (await rk.create("t_noop", execute=True)).run
+    await _claim_one(rk)
+    assert (await rk.display_status(await rk.get(run.id))).startswith("Running")
+    clock.advance(rk.settings.lease + timedelta(seconds=5))
+    text = await rk.display_status(await rk.get(run.id))
+    assert text == (
+        "Running · worker w stopped reporting (lease expired 5 s ago); the run will be taken over"
+    )
 
 
 async def test_concurrency_limit_from_settings(clock: ManualClock) -> None:
@@ -513,6 +541,7 @@ PUBLIC_API = [
     "UserProfile",
     "ValidationError",
     "Worker",
+    "WorkerInfo",
     "embedded_workers",
     "hookimpl",
     "run_workers",

@@ -95,6 +95,7 @@ def test_migrations_build_exactly_the_metadata(url: str) -> None:
             assert set(inspector.get_table_names()) == {
                 "runkit_runs",
                 "runkit_logs",
+                "runkit_workers",
                 VERSION_TABLE,
             }
             # Alembic does not compare partial-index predicates: check the indexes here.
@@ -110,6 +111,20 @@ def test_migrations_build_exactly_the_metadata(url: str) -> None:
         engine.dispose()
     migrate.upgrade(url)  # at head already: nothing to do
     assert migrate.current(url) == migrate.head()
+
+
+async def test_upgrade_from_the_first_release_keeps_runs(url: str) -> None:
+    migrate.upgrade(url, "0001")
+    assert not migrate.check(url)  # behind: `runkit db check` exits 1
+    async with SqlStore(url) as old:
+        run, _ = await old.insert(make_run(status=Status.QUEUED), [])
+    migrate.upgrade(url)
+    assert migrate.check(url)
+    async with SqlStore(url) as new:
+        assert await new.get(run.id) == run
+        (claimed,) = await new.claim("w", 1, now=T0, lease=timedelta(seconds=30))
+        assert claimed.id == run.id
+        assert await new.list_workers(seen_since=T0) == []
 
 
 def test_concurrent_upgrades_on_sqlite_apply_once(sqlite_url: str) -> None:

@@ -252,3 +252,75 @@ async def test_graceful_shutdown(rk: Runkit, fleet: Fleet) -> None:
     await wait_status(rk, long.id, {Status.RUNNING}, within=20)
     await rk.cancel(long.id)
     await wait_status(rk, long.id, {Status.CANCELLED}, within=10)
+
+
+# ------------------------------------------------------------------ kinds a worker serves --
+async def _live_workers(rk: Runkit, n: int) -> dict[str, Any]:
+    with anyio.fail_after(30):
+        while len(workers := await rk.workers()) < n:  # noqa: ASYNC110
+            await anyio.sleep(0.05)
+    return {w.id: w for w in workers}
+
+
+async def _claimed_by(rk: Runkit, run_id: Any) -> list[str]:
+    return [
+        e.worker_id
+        for e in await logs(rk, run_id)
+        if e.event == "status.changed" and e.data.get("to") == "running"
+    ]
+
+
+async def test_workers_with_disjoint_kinds_each_run_only_their_own(
+    rk: Runkit, fleet: Fleet
+) -> None:
+    fleet.spawn(2, "--no-proc-kinds")  # the test kinds only: no `record`
+    fleet.spawn(2, "--kinds", "record")  # has every kind, claims only `record`
+    workers = await _live_workers(rk, 2)
+    runs = []
+    for _ in range(10):
+        runs.append((await rk.create("record", execute=True)).run)
+        runs.append((await rk.create("noop", execute=True)).run)
+    for run in runs:
+        done = await wait_status(rk, run.id, TERMINAL, within=30)
+        assert done.status is Status.SUCCEEDED, done
+        (claimer,) = await _claimed_by(rk, run.id)
+        assert run.kind in workers[claimer].kinds
+    assert {w.kinds for w in workers.values()} == {
+        ("record",),
+        tuple(sorted(set(rk.kinds.names()) - {"record", "crash"})),
+    }
+
+
+async def test_a_run_of_an_unserved_kind_waits_for_a_worker_that_serves_it(
+    rk: Runkit, fleet: Fleet
+) -> None:
+    fleet.spawn(2, "--no-proc-kinds")
+    await _live_workers(rk, 1)
+    waiting = (await rk.create("record", execute=True)).run
+    later = (await rk.create("noop", execute=True)).run
+    # The later run finishing shows the worker has claimed past the unserved one.
+    assert (await wait_status(rk, later.id, TERMINAL, within=30)).status is Status.SUCCEEDED
+    still = await rk.get(waiting.id)
+    assert still.status is Status.QUEUED and still.attempt == 0
+    assert await rk.display_status(still) == "Queued · no worker serves kind 'record'"
+    fleet.spawn(1, "--kinds", "record")
+    done = await wait_status(rk, waiting.id, TERMINAL, within=30)
+    assert done.status is Status.SUCCEEDED and done.retry_count == 0
+
+
+async def test_an_unserved_head_blocks_only_its_own_key(rk: Runkit, fleet: Fleet) -> None:
+    fleet.spawn(2, "--no-proc-kinds")
+    await _live_workers(rk, 1)
+    head = (await rk.create("record", concurrency_key="k1", execute=True)).run
+    behind = (await rk.create("noop", concurrency_key="k1", execute=True)).run
+    other_key = (await rk.create("noop", concurrency_key="k2", execute=True)).run
+    unkeyed = (await rk.create("noop", execute=True)).run
+    for run in (other_key, unkeyed):
+        assert (await wait_status(rk, run.id, TERMINAL, within=30)).status is Status.SUCCEEDED
+    # FIFO within k1: the served run behind the unserved head must not overtake it.
+    assert (await rk.get(behind.id)).status is Status.QUEUED
+    assert (await rk.get(head.id)).status is Status.QUEUED
+    fleet.spawn(1, "--kinds", "record")
+    first = await wait_status(rk, head.id, TERMINAL, within=30)
+    second = await wait_status(rk, behind.id, TERMINAL, within=30)
+    assert first.status is second.status is Status.SUCCEEDED

@@ -67,8 +67,9 @@ class ProcPlugin:
         register(Kind("crash", crash))
 
 
-def make_runkit(url: str, interrupt_budget: int = 5) -> Runkit:
-    return Runkit(url, plugins=[ProcPlugin()], settings=settings(interrupt_budget))
+def make_runkit(url: str, interrupt_budget: int = 5, *, proc_kinds: bool = True) -> Runkit:
+    plugins = [ProcPlugin()] if proc_kinds else []
+    return Runkit(url, plugins=plugins, settings=settings(interrupt_budget))
 
 
 def main() -> None:
@@ -78,10 +79,14 @@ def main() -> None:
     parser.add_argument("--grace", type=float, default=30.0)
     parser.add_argument("--interrupt-budget", type=int, default=5)
     parser.add_argument("--kinds", default=None, help="comma-separated kinds to claim")
+    parser.add_argument(
+        "--no-proc-kinds", action="store_true", help="register only the test kinds, no record"
+    )
     args = parser.parse_args()
 
     async def serve() -> None:
-        async with make_runkit(args.url, args.interrupt_budget) as rk:
+        runkit = make_runkit(args.url, args.interrupt_budget, proc_kinds=not args.no_proc_kinds)
+        async with runkit as rk:
             await run_workers(
                 rk,
                 args.concurrency,

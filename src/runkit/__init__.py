@@ -29,6 +29,7 @@ from ._models import (
     RunPage,
     RunQuery,
     UserProfile,
+    WorkerInfo,
 )
 from ._service import Runkit, Settings
 from ._states import TRANSITIONS, Action, Status
@@ -87,6 +88,7 @@ __all__ = [
     "UserProfile",
     "ValidationError",
     "Worker",
+    "WorkerInfo",
     "embedded_workers",
     "hookimpl",
     "run_workers",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime
 
 from ._kinds import Kind
@@ -24,13 +24,25 @@ def display_status(
     occupancy: Mapping[str, int] | None = None,
     kind: Kind | None = None,
     required_approvals: int | None = None,
+    served: Collection[str] | None = None,
 ) -> str:
+    """``served``: the kinds live workers execute (None: unknown, say nothing about it)."""
     s = run.status
+    if s.holds_slot and run.deadline_at is not None and run.deadline_at < now:
+        # The worker stopped renewing its lease: say so rather than "Running", which would
+        # be a lie until the rescuer moves the run.
+        late = int((now - run.deadline_at).total_seconds())
+        return (
+            f"{s.value.capitalize()} · worker {run.worker_id} stopped reporting "
+            f"(lease expired {late} s ago); the run will be taken over"
+        )
     if s is Status.PENDING:
         return "Pending · not yet executed"
     if s is Status.QUEUED:
         if run.not_before is not None and run.not_before > now:
             return f"Queued · retrying at {run.not_before.strftime('%Y-%m-%dT%H:%M:%SZ')}"
+        if served is not None and run.kind not in served:
+            return f"Queued · no worker serves kind {run.kind!r}"
         key = run.concurrency_key
         if key is not None and occupancy is not None and key in occupancy:
             held = occupancy[key]

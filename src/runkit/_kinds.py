@@ -183,6 +183,8 @@ class Kind:
     approval: Callable[[Any], ApprovalPolicy] | None = None
     #: Optional: a short phrase for displayStatus while running, from progress.
     describe_progress: Callable[[Mapping[str, Any]], str | None] | None = None
+    #: Optional: a realistic ``definition`` for docs, ``GET /api/v1/kinds`` and OpenAPI.
+    example: Mapping[str, Any] | None = None
 
     def validate(self, definition: Any, loc: tuple[str, ...] = ("body", "definition")) -> Any:
         """The structured config of ``definition`` (a dict when the kind has no config)."""

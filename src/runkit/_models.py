@@ -132,6 +132,24 @@ def make_cursor(run_id: UUID, seq: int) -> str:
 
 
 @attrs.frozen
+class WorkerInfo:
+    """A worker as it registered itself in storage (``Runkit.workers()`` lists the live ones).
+
+    ``kinds`` are the kinds it executes; ``last_seen_at`` is its last heartbeat. A worker
+    removes its row when it stops gracefully; a crashed worker's row expires once
+    ``last_seen_at`` is older than the lease (:attr:`Settings.lease`).
+    """
+
+    id: str
+    host: str
+    pid: int
+    kinds: tuple[str, ...]
+    concurrency: int
+    started_at: datetime
+    last_seen_at: datetime
+
+
+@attrs.frozen
 class Lease:
     """What fences a worker's writes: the run, the attempt it claimed and its lease token."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import builtins
 import inspect
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
@@ -183,12 +183,16 @@ class Runkit(WorkerOperations):
         return await self.store.read_logs(run_id, after=after, limit=limit)
 
     async def display_status(self, run: Run) -> str:
-        occupancy = None
-        if run.status is Status.QUEUED and run.concurrency_key is not None:
-            occupancy = await self.store.occupancy([run.concurrency_key])
-        return self.display_status_with(run, occupancy)
+        """A coroutine: ``displayStatus`` of ``run`` (English for people; never parse it).
+        It may read the store: a queued run's concurrency key and the live workers."""
+        return (await self.display_statuses([run]))[0]
 
-    def display_status_with(self, run: Run, occupancy: Mapping[str, int] | None) -> str:
+    def display_status_with(
+        self,
+        run: Run,
+        occupancy: Mapping[str, int] | None,
+        served: Collection[str] | None = None,
+    ) -> str:
         kind = self.kinds.get(run.kind)
         policy = self.approval_policy(run) if run.status is Status.AWAITING_APPROVAL else None
         return display_status(
@@ -197,13 +201,19 @@ class Runkit(WorkerOperations):
             occupancy=occupancy,
             kind=kind,
             required_approvals=policy.required if policy else None,
+            served=served,
         )
 
     async def display_statuses(self, runs: Sequence[Run]) -> builtins.list[str]:
-        """Display statuses for a page of runs with one occupancy query for all keys."""
-        keys = {r.concurrency_key for r in runs if r.status is Status.QUEUED and r.concurrency_key}
+        """Display statuses for a page of runs: at most one occupancy query for all keys and
+        one read of the worker registry, and only when a run is queued."""
+        queued = [r for r in runs if r.status is Status.QUEUED]
+        keys = {r.concurrency_key for r in queued if r.concurrency_key}
         occupancy = await self.store.occupancy(keys) if keys else {}
-        return [self.display_status_with(r, occupancy) for r in runs]
+        served: set[str] | None = None
+        if queued:
+            served = {kind for w in await self.workers() for kind in w.kinds}
+        return [self.display_status_with(r, occupancy, served) for r in runs]
 
     # ---------------------------------------------------------------- creating ------------
     async def create(

@@ -13,7 +13,7 @@ from uuid import UUID
 import attrs
 
 from ._errors import IllegalTransition, LeaseLost
-from ._models import SYSTEM, Expect, Lease, LogEntry, NewLogEntry, Run
+from ._models import SYSTEM, Expect, Lease, LogEntry, NewLogEntry, Run, WorkerInfo
 from ._redact import clean_all, redact_value
 from ._states import LEASED, Action, Status
 from ._transitions import CAS_ATTEMPTS, Transitions, iso
@@ -38,16 +38,33 @@ class WorkerOperations(Transitions):
     async def claim(
         self, worker_id: str, limit: int, *, kinds: Iterable[str] | None = None
     ) -> builtins.list[Run]:
+        """Lease up to ``limit`` due runs of ``kinds`` (default: every kind registered here).
+        A worker never takes a run it cannot execute: the store filters inside the claim, and
+        a run of a kind nobody here serves stays queued (blocking only its own key)."""
         runs = await self.store.claim(
             worker_id,
             limit,
             now=self.clock.now(),
             lease=self.settings.lease,
-            kinds=None if kinds is None else frozenset(kinds),
+            kinds=frozenset(self.kinds.names() if kinds is None else kinds),
         )
         for run in runs:
             self.wakeups.logs_appended(run.id, local_only=True)
         return runs
+
+    # ---------------------------------------------------------------- worker registry -----
+    async def register_worker(self, worker: WorkerInfo) -> None:
+        """Register ``worker`` or renew its registration (the worker's heartbeat does)."""
+        await self.store.save_worker(worker)
+
+    async def unregister_worker(self, worker_id: str) -> None:
+        await self.store.delete_workers(ids=[worker_id])
+
+    async def workers(self) -> builtins.list[WorkerInfo]:
+        """The live workers: registered, and heard from within one lease
+        (:attr:`Settings.lease`). A worker that crashed drops out of this list one lease
+        after its last heartbeat; the rescuer then deletes its row."""
+        return await self.store.list_workers(seen_since=self.clock.now() - self.settings.lease)
 
     async def heartbeat(self, leases: Sequence[Lease]) -> dict[UUID, Status | None]:
         if not leases:
@@ -251,6 +268,7 @@ class WorkerOperations(Transitions):
         ``crashed`` when the budget is spent); approvals time out per their policy. Returns
         how many runs were moved. Pages through all due runs, so none is starved."""
         moved = 0
+        await self.store.delete_workers(seen_before=self.clock.now() - self.settings.lease)
         while True:
             due = await self.store.due(now=self.clock.now(), limit=limit)
             progressed = 0

@@ -26,6 +26,7 @@ import attrs
 from anyio.abc import TaskGroup, TaskStatus
 
 from .._errors import (
+    ConfigurationError,
     IllegalTransition,
     LeaseLost,
     RunkitError,
@@ -33,12 +34,11 @@ from .._errors import (
     ValidationError,
 )
 from .._kinds import Kind, RetryPolicy
-from .._models import Lease, NewLogEntry, Run
+from .._models import Lease, NewLogEntry, Run, WorkerInfo
 from .._states import Status
 from .._wakeups import Signal
 from .._worker_ops import Report
 from ._context import RunContext
-from ._errors import Fatal
 from ._executors import Outcome, backoff, error_body, is_retryable, run_attempt
 
 if TYPE_CHECKING:
@@ -98,7 +98,14 @@ class Worker:
         self.concurrency = concurrency
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.batch = batch or min(concurrency, 50)
-        self.kinds = None if kinds is None else frozenset(kinds)
+        registered = frozenset(runkit.kinds.names())
+        #: The kinds this worker claims: all the Runkit has, or the subset asked for.
+        self.kinds = registered if kinds is None else frozenset(kinds)
+        unknown = sorted(self.kinds - registered)
+        if unknown:
+            raise ConfigurationError(
+                f"worker asked to serve kinds not registered in its Runkit: {', '.join(unknown)}"
+            )
         self.poll_interval = poll_interval
         self.flush_interval = flush_interval
         self.control_interval = control_interval
@@ -111,8 +118,11 @@ class Worker:
         self._wake = Signal()
         self._dirty = True  # something may be claimable: claim before sleeping
         self._stopping = False
+        self._aborted = False
         self._tg: TaskGroup | None = None
         self._last_heartbeat = time.monotonic()
+        self._started_at = runkit.clock.now()
+        self._registered_at = float("-inf")  # monotonic time of the last registry write
         #: Outcomes waiting to be written together (the completion buffer).
         self._outbox: list[tuple[Report, _Written]] = []
         self._outbox_ready = Signal()
@@ -131,10 +141,53 @@ class Worker:
     def abort(self) -> None:
         """Stop at once, writing nothing more: leases expire and the rescuer requeues."""
         self._stopping = True
+        self._aborted = True
         if self._tg is not None:
             self._tg.cancel_scope.cancel()
 
+    def info(self) -> WorkerInfo:
+        """This worker as the registry shows it, seen now."""
+        host, pid = socket.gethostname(), os.getpid()
+        return WorkerInfo(
+            id=self.worker_id,
+            host=host,
+            pid=pid,
+            kinds=tuple(sorted(self.kinds)),
+            concurrency=self.concurrency,
+            started_at=self._started_at,
+            last_seen_at=self.runkit.clock.now(),
+        )
+
     async def run(self, *, task_status: TaskStatus[Worker] = anyio.TASK_STATUS_IGNORED) -> None:
+        self._started_at = self.runkit.clock.now()
+        await self._register()
+        log.info(
+            "worker %s started: kinds %s, concurrency %d",
+            self.worker_id,
+            ", ".join(sorted(self.kinds)) or "(none)",
+            self.concurrency,
+        )
+        try:
+            await self._run(task_status)
+        finally:
+            if self._stopping and not self._aborted:
+                # Graceful stop: leave the registry now (a crash or abort lets the row expire).
+                with anyio.move_on_after(5, shield=True):
+                    try:
+                        await self.runkit.unregister_worker(self.worker_id)
+                    except Exception:
+                        log.warning("could not unregister worker %s", self.worker_id)
+
+    async def _register(self) -> None:
+        """Write (or renew) this worker's registry row. Best effort: a worker that cannot
+        reach the registry still works; clients see it again at its next heartbeat."""
+        try:
+            await self.runkit.register_worker(self.info())
+            self._registered_at = time.monotonic()
+        except Exception:
+            log.warning("could not register worker %s", self.worker_id, exc_info=True)
+
+    async def _run(self, task_status: TaskStatus[Worker]) -> None:
         async with anyio.create_task_group() as tg:
             self._tg = tg
             tg.start_soon(self._forward_wakeups)
@@ -172,6 +225,7 @@ class Worker:
                     log.exception("claim failed; retrying after %.1fs", self.poll_interval)
                     runs = []
                 for run in runs:
+                    log.info("claimed run %s (%s), attempt %d", run.id, run.kind, run.attempt)
                     tg.start_soon(self._execute, self._hold(run))
                 if len(runs) == want:
                     self._dirty = True  # there may be more
@@ -213,8 +267,10 @@ class Worker:
         run = held.run
         kind = held.kind = self.runkit.kinds.get(run.kind)
         if kind is None:
-            exc = Fatal(f"kind {run.kind!r} is not registered in this worker")
-            await self._report(held, lambda: self.runkit.fail(held.lease, _fatal(exc)))
+            # Claims take only this worker's kinds, so this is a store that ignored the
+            # filter: hand the run back for a worker that has the kind, never fail it.
+            log.warning("run %s: kind %r is not served here; releasing it", run.id, run.kind)
+            await self._report(held, lambda: self.runkit.release(held.lease))
             return
         try:
             definition = kind.validate(run.definition)
@@ -305,6 +361,8 @@ class Worker:
             )
         elif isinstance(written.result, BaseException):
             log.warning("run %s: outcome not written; the rescuer will requeue it", held.run.id)
+        else:
+            _log_outcome(written.result)
 
     async def _outbox_loop(self) -> None:
         """Write queued outcomes in batches: at once when every run this worker holds has
@@ -329,7 +387,7 @@ class Worker:
         """A fenced write of the attempt's outcome. A lost lease means another attempt owns
         the run now: drop the outcome silently (that is the fence working)."""
         try:
-            await self._persist(call)
+            _log_outcome(await self._persist(call))
         except (LeaseLost, IllegalTransition) as exc:
             log.info(
                 "run %s attempt %s: outcome dropped (%s)", held.run.id, held.lease.attempt, exc
@@ -363,6 +421,8 @@ class Worker:
             await self._heartbeat_once()
 
     async def _heartbeat_once(self) -> None:
+        if time.monotonic() - self._registered_at >= self.runkit.settings.heartbeat.total_seconds():
+            await self._register()
         held = list(self._held.values())
         if not held:
             self._last_heartbeat = time.monotonic()
@@ -438,6 +498,18 @@ def retry_policy(kind: Kind, definition: Any) -> RetryPolicy:
 def _current(h: _Held, held: list[_Held]) -> bool:
     """Whether ``h`` is the newest attempt of its run among those this worker holds."""
     return all(o.run.id != h.run.id or o.lease.attempt <= h.lease.attempt for o in held)
+
+
+def _log_outcome(written: Any) -> None:
+    if isinstance(written, Run):
+        log.info(
+            "run %s (%s) attempt %d: %s%s",
+            written.id,
+            written.kind,
+            written.attempt,
+            written.status.value,
+            f" ({written.status_reason})" if written.status_reason else "",
+        )
 
 
 def _fatal(exc: BaseException) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The SQL schema of runkit: two tables, ``runkit_runs`` and ``runkit_logs``.
+"""The SQL schema of runkit: ``runkit_runs``, ``runkit_logs`` and ``runkit_workers``.
 
 This :data:`metadata` is the source of truth the migrations in ``runkit/migrations`` must
 reproduce exactly (a test compares them); hosts that manage their own Alembic environment
@@ -25,7 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
-__all__ = ["VERSION_TABLE", "UTCDateTime", "logs", "metadata", "runs"]
+__all__ = ["VERSION_TABLE", "UTCDateTime", "logs", "metadata", "runs", "workers"]
 
 #: Alembic's version table for runkit's migrations: its own, so that a host's Alembic
 #: history in the same database is left alone.
@@ -152,4 +152,19 @@ logs = sa.Table(
     sa.Column("data", sa.JSON(), nullable=False),
     sa.Column("occurred_at", UTCDateTime(), nullable=False),
     sa.Column("worker_id", sa.String(), nullable=True),
+)
+
+#: Live workers register here (one row each, refreshed by their heartbeat) so that clients can
+#: tell a run nobody can execute from one that merely waits. Rows of crashed workers stay
+#: until their ``last_seen_at`` is older than the lease, then the rescuer deletes them.
+workers = sa.Table(
+    "runkit_workers",
+    metadata,
+    sa.Column("id", sa.String(), primary_key=True),
+    sa.Column("host", sa.String(), nullable=False),
+    sa.Column("pid", sa.Integer(), nullable=False),
+    sa.Column("kinds", sa.JSON(), nullable=False),
+    sa.Column("concurrency", sa.Integer(), nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("last_seen_at", UTCDateTime(), nullable=False),
 )

@@ -1,5 +1,5 @@
-"""The storage contract: eleven atomic primitives (and a batched update with a default),
-and helpers every backend shares.
+"""The storage contract: eleven atomic primitives for runs and logs (and a batched update with
+a default), three for the worker registry, and helpers every backend shares.
 
 A backend stores runs and their log entries and performs each primitive below atomically.
 It decides nothing: which transition is legal, which idempotency key wins, what a claimed run
@@ -35,7 +35,7 @@ from uuid import UUID
 
 import attrs
 
-from .._models import Expect, Lease, LogEntry, NewLogEntry, Run, RunQuery
+from .._models import Expect, Lease, LogEntry, NewLogEntry, Run, RunQuery, WorkerInfo
 from .._states import LEASED, Action, Status, next_status
 
 #: Run fields a store may be asked to change through :meth:`Store.update`.
@@ -187,6 +187,23 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def occupancy(self, keys: Collection[str]) -> dict[str, int]:
         """For each key, how many runs with that concurrency key are leased now."""
+
+    # -- the worker registry: who can execute what (display and operations, not claims) ----
+    @abc.abstractmethod
+    async def save_worker(self, worker: WorkerInfo) -> None:
+        """Insert the registry row of ``worker.id``, or replace it whole (a heartbeat)."""
+
+    @abc.abstractmethod
+    async def delete_workers(
+        self, *, ids: Collection[str] = (), seen_before: datetime | None = None
+    ) -> int:
+        """Delete the rows whose id is in ``ids`` and, if given, those whose
+        ``last_seen_at`` < ``seen_before`` (expired). Returns how many rows went."""
+
+    @abc.abstractmethod
+    async def list_workers(self, *, seen_since: datetime) -> builtins.list[WorkerInfo]:
+        """Workers whose ``last_seen_at`` >= ``seen_since``, in ``started_at`` then ``id``
+        order."""
 
 
 # --- helpers every backend uses, so that they agree ----------------------------------------

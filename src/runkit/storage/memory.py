@@ -14,7 +14,7 @@ from uuid import UUID
 
 import attrs
 
-from .._models import Expect, Lease, LogEntry, NewLogEntry, Run, RunQuery
+from .._models import Expect, Lease, LogEntry, NewLogEntry, Run, RunQuery, WorkerInfo
 from .._states import LEASED, TERMINAL, Status
 from .base import Store, check_changes, claimed, fence_expect, materialize, pick_claimable
 
@@ -25,6 +25,7 @@ class MemoryStore(Store):
         self._logs: dict[UUID, builtins.list[LogEntry]] = {}
         self._scopes: dict[str, UUID] = {}
         self._seq = 0
+        self._workers: dict[str, WorkerInfo] = {}
 
     # -- helpers ---------------------------------------------------------------------------
     def _append(
@@ -180,3 +181,22 @@ class MemoryStore(Store):
             if r.concurrency_key in wanted and r.status in LEASED:
                 out[r.concurrency_key] += 1
         return out
+
+    async def save_worker(self, worker: WorkerInfo) -> None:
+        self._workers[worker.id] = worker
+
+    async def delete_workers(
+        self, *, ids: Collection[str] = (), seen_before: datetime | None = None
+    ) -> int:
+        gone = [
+            w.id
+            for w in self._workers.values()
+            if w.id in ids or (seen_before is not None and w.last_seen_at < seen_before)
+        ]
+        for worker_id in gone:
+            del self._workers[worker_id]
+        return len(gone)
+
+    async def list_workers(self, *, seen_since: datetime) -> builtins.list[WorkerInfo]:
+        live = [w for w in self._workers.values() if w.last_seen_at >= seen_since]
+        return sorted(live, key=lambda w: (w.started_at, w.id))

@@ -39,9 +39,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from .._errors import StorageUnavailable
-from .._models import Expect, Lease, LogEntry, NewLogEntry, Run, RunQuery
+from .._models import Expect, Lease, LogEntry, NewLogEntry, Run, RunQuery, WorkerInfo
 from .._states import LEASED, TERMINAL, Status
-from . import _sql_claim
+from . import _sql_claim, _sql_workers
 from ._schema import logs, runs
 from ._sql_engine import (
     Synchronous,
@@ -685,6 +685,28 @@ class SqlStore(Store):
         fairy = self.engine.raw_connection()
         fairy.detach()
         return fairy.dbapi_connection
+
+    # -- the worker registry (``_sql_workers``) ----------------------------------------------
+    async def save_worker(self, worker: WorkerInfo) -> None:
+        await self._call(functools.partial(self._in_write, _sql_workers.save, worker))
+
+    async def delete_workers(
+        self, *, ids: Collection[str] = (), seen_before: datetime | None = None
+    ) -> int:
+        return await self._call(
+            functools.partial(self._in_write, _sql_workers.delete, ids, seen_before)
+        )
+
+    async def list_workers(self, *, seen_since: datetime) -> builtins.list[WorkerInfo]:
+        def read() -> builtins.list[WorkerInfo]:
+            with self._tx.read() as conn:
+                return _sql_workers.list_live(conn, seen_since)
+
+        return await self._call(read)
+
+    def _in_write(self, fn: Callable[..., T], *args: Any) -> T:
+        with self._tx.write() as conn:
+            return fn(conn, *args)
 
     async def notify(self, channel: str, payload: str = "") -> None:
         """``pg_notify(channel, payload)`` in its own transaction; nothing on SQLite."""

@@ -24,7 +24,7 @@ import anyio
 import attrs
 import pytest
 
-from .._models import Expect, Lease, NewLogEntry, Run, RunQuery
+from .._models import Expect, Lease, NewLogEntry, Run, RunQuery, WorkerInfo
 from .._states import LEASED, Status
 from ..storage.base import Store, Update, status_entry
 
@@ -447,3 +447,37 @@ class StoreConformance:
         await store.insert(make_run(status=Status.PAUSED, concurrency_key="k"), [])
         assert await store.occupancy(["k"]) == {"k": 3}
         assert await store.occupancy([]) == {}
+
+    # ---------------------------------------------------------------- worker registry ----
+    async def test_worker_registry_upserts_lists_live_and_expires(self, store: Store) -> None:
+        def worker(wid: str, started: int, seen: int, **kw: Any) -> WorkerInfo:
+            fields: dict[str, Any] = {
+                "id": wid,
+                "host": "h",
+                "pid": 7,
+                "kinds": ("a", "b"),
+                "concurrency": 4,
+                "started_at": T0 + timedelta(seconds=started),
+                "last_seen_at": T0 + timedelta(seconds=seen),
+            }
+            fields.update(kw)
+            return WorkerInfo(**fields)
+
+        await store.save_worker(worker("w2", 1, 1))
+        await store.save_worker(worker("w1", 0, 0))
+        await store.save_worker(worker("w3", 2, 2, kinds=("c",), pid=9))
+        assert [w.id for w in await store.list_workers(seen_since=T0)] == ["w1", "w2", "w3"]
+        # A heartbeat replaces the whole row.
+        await store.save_worker(worker("w1", 0, 60, concurrency=8))
+        live = await store.list_workers(seen_since=T0 + timedelta(seconds=30))
+        assert live == [worker("w1", 0, 60, concurrency=8)]
+        assert (await store.list_workers(seen_since=T0))[-1] == worker(
+            "w3", 2, 2, kinds=("c",), pid=9
+        )
+        # Expired rows and named rows go; others stay.
+        gone = await store.delete_workers(seen_before=T0 + timedelta(seconds=2))
+        assert gone == 1
+        assert [w.id for w in await store.list_workers(seen_since=T0)] == ["w1", "w3"]
+        assert await store.delete_workers(ids=["w3", "nobody"]) == 1
+        assert await store.delete_workers() == 0
+        assert [w.id for w in await store.list_workers(seen_since=T0)] == ["w1"]
