@@ -380,3 +380,58 @@ def test_cli_demo_runs(demo_dir: Any) -> None:
         check=True,
     ).stdout
     assert "entry 2" in out and "Succeeded" in out
+
+
+# --- the host's in-process API: wait, embedded workers, sync hosts ---------------------------
+async def test_wait_returns_the_terminal_run_and_times_out(rk: Runkit) -> None:
+    run = (await rk.create("sleep", {"seconds": 60}, execute=True)).run
+    with pytest.raises(TimeoutError):
+        await rk.wait(run.id, timeout=0.2)  # nobody executes it
+    async with embedded_workers(rk, concurrency=2, **FAST):
+        quick = (await rk.create("noop", execute=True)).run
+        done = await rk.wait(quick.id, timeout=20)
+        assert done.status is Status.SUCCEEDED and done.id == quick.id
+        await rk.cancel(run.id)
+        assert (await rk.wait(run.id, timeout=20)).status is Status.CANCELLED
+    with pytest.raises(runkit.RunNotFound):
+        await rk.wait("00000000-0000-4000-8000-000000000000", timeout=1)
+
+
+async def test_wait_wakes_on_the_move_not_the_poll(rk: Runkit) -> None:
+    run = (await rk.create("noop", execute=True)).run
+    async with embedded_workers(rk, concurrency=1, **FAST):
+        # With a one-hour poll, only the run's own move can wake the waiter in time.
+        with anyio.fail_after(20):
+            done = await rk.wait(run.id, poll=3600)
+    assert done.status is Status.SUCCEEDED
+
+
+class _HostError(Exception):
+    pass
+
+
+async def test_a_host_exception_leaves_embedded_workers_as_itself(rk: Runkit) -> None:
+    with pytest.raises(_HostError) as caught:
+        async with embedded_workers(rk, concurrency=1, **FAST):
+            raise _HostError("from the host's own code")
+    assert not isinstance(caught.value, BaseExceptionGroup)
+    assert await rk.workers() == []  # stopped gracefully: unregistered
+
+
+async def test_embedded_workers_register_while_they_run(rk: Runkit) -> None:
+    async with embedded_workers(rk, concurrency=3, **FAST) as worker:
+        (info,) = await rk.workers()
+        assert info.id == worker.worker_id and info.pid == os.getpid()
+        assert info.concurrency == 3 and set(info.kinds) == set(rk.kinds.names())
+    assert await rk.workers() == []
+
+
+def test_a_sync_host_runs_embedded_workers_in_a_background_thread(sqlite_url: str) -> None:
+    with (
+        runkit.SyncRunkit(lambda: _runkit(sqlite_url)) as rk,
+        rk.embedded_workers(concurrency=2, **FAST),
+    ):
+        run = rk.create("noop", execute=True).run
+        done = rk.wait(run.id, timeout=20)
+        assert done.status is Status.SUCCEEDED
+        assert len(rk.workers()) == 1

@@ -176,6 +176,27 @@ class Runkit(WorkerOperations):
         next_cursor = entries[-1].cursor if entries else (after or None)
         return LogPage(tuple(entries), has_more, next_cursor)
 
+    async def wait(
+        self, run_id: UUID | str, *, timeout: float | None = None, poll: float = 1.0
+    ) -> Run:
+        """The run once it is terminal (succeeded, failed, cancelled or rejected).
+
+        Raises :class:`TimeoutError` after ``timeout`` seconds (None: no limit) and
+        :class:`RunNotFound` if the run does not exist or is deleted meanwhile. Wakes on the
+        run's own moves (in this process, or another one through the store's notifications)
+        and re-reads the run at least every ``poll`` seconds whatever happens.
+        """
+        rid = _inputs.run_id(run_id)
+        with anyio.fail_after(timeout):
+            while True:
+                signal = self.wakeups.logs(rid)
+                signal.arm()  # before the read: a move between the two still wakes us
+                run = await self._require(rid)
+                if run.status.terminal:
+                    self.wakeups.forget_logs(rid, if_idle=True)
+                    return run
+                await signal.wait(poll)
+
     async def read_log_entries(
         self, run_id: UUID, after: int, limit: int
     ) -> builtins.list[LogEntry]:

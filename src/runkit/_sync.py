@@ -11,6 +11,7 @@ from typing import Any, Self
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from ._service import Runkit
+from .engine import embedded_workers
 
 _FORWARDED = frozenset(
     {
@@ -28,6 +29,8 @@ _FORWARDED = frozenset(
         "reject",
         "display_status",
         "display_statuses",
+        "wait",
+        "workers",
     }
 )
 
@@ -78,6 +81,22 @@ class SyncRunkit:
         if self.runkit is None:
             raise RuntimeError("use SyncRunkit inside a with block")
         return self.runkit.create_in(connection, kind, definition, **options)
+
+    def embedded_workers(self, *, concurrency: int = 10, **options: Any) -> Any:
+        """A context manager running a :class:`~runkit.Worker` on the portal's event loop,
+        in the background thread, for the duration of the ``with`` block; it stops
+        gracefully on exit (see :func:`runkit.embedded_workers` for ``options``)::
+
+            with SyncRunkit(factory) as rk, rk.embedded_workers(concurrency=4):
+                run = rk.create("greet", {"name": "Ada"}, execute=True).run
+                print(rk.wait(run.id, timeout=30).result)
+        """
+        portal, runkit = self._portal, self.runkit
+        if portal is None or runkit is None:
+            raise RuntimeError("use SyncRunkit inside a with block")
+        return portal.wrap_async_context_manager(
+            embedded_workers(runkit, concurrency=concurrency, **options)
+        )
 
     def __getattr__(self, name: str) -> Any:
         if name not in _FORWARDED:

@@ -34,11 +34,23 @@ class Signal:
             self._event.set()
             self._event = None
 
-    async def wait(self, timeout: float = math.inf) -> bool:
-        """Wait for the next :meth:`fire`; False if ``timeout`` passed first."""
+    def arm(self) -> None:
+        """Catch the next :meth:`fire` even if it comes before :meth:`wait` is called: arm,
+        then check the store, then wait, and no wake-up falls between the two."""
         if self._event is None:
             self._event = anyio.Event()
+
+    @property
+    def idle(self) -> bool:
+        """Nobody is waiting on (or has armed) this signal."""
+        return self._event is None
+
+    async def wait(self, timeout: float = math.inf) -> bool:
+        """Wait for the next :meth:`fire` (or the one since :meth:`arm`); False if
+        ``timeout`` passed first."""
+        self.arm()
         event = self._event
+        assert event is not None
         with anyio.move_on_after(timeout):
             await event.wait()
             return True
@@ -71,8 +83,11 @@ class Wakeups:
             signal = self._logs[run_id] = Signal()
         return signal
 
-    def forget_logs(self, run_id: UUID) -> None:
-        self._logs.pop(run_id, None)
+    def forget_logs(self, run_id: UUID, *, if_idle: bool = False) -> None:
+        """Drop the run's signal (all of it, or only while nobody waits on it)."""
+        signal = self._logs.get(run_id)
+        if signal is not None and (not if_idle or signal.idle):
+            del self._logs[run_id]
 
     async def send_remote(self, notify: Callable[[str, str], Awaitable[None]]) -> None:
         """Tell other processes about local signals, until cancelled: everything signalled

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import anyio
+from anyio.abc import TaskGroup
 
 from ._worker import Worker
 
@@ -17,23 +18,57 @@ if TYPE_CHECKING:
     from .._service import Runkit
 
 
-@asynccontextmanager
-async def embedded_workers(
+def embedded_workers(
     runkit: Runkit, *, concurrency: int = 10, **options: Any
-) -> AsyncIterator[Worker]:
+) -> AbstractAsyncContextManager[Worker]:
     """Run a :class:`Worker` in the background for the duration of the block; on exit it
     shuts down gracefully (``grace_period``, then releases what is left)::
 
         async with Runkit(url) as rk, embedded_workers(rk, concurrency=4):
             ...  # serve HTTP, create runs; they execute here
+
+    An exception raised in the block leaves it as itself (not inside an ExceptionGroup),
+    after the worker has stopped. ``options`` are :class:`Worker`'s.
     """
-    worker = Worker(runkit, concurrency=concurrency, **options)
-    async with anyio.create_task_group() as tg:
-        await tg.start(worker.run)
+    return _EmbeddedWorkers(Worker(runkit, concurrency=concurrency, **options))
+
+
+class _EmbeddedWorkers(AbstractAsyncContextManager[Worker]):
+    """The task group that runs the worker is exited with no exception from the block, so
+    that the block's own exception is not wrapped into an ExceptionGroup by it."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self._tg: TaskGroup | None = None
+
+    async def __aenter__(self) -> Worker:
+        tg = anyio.create_task_group()
+        await tg.__aenter__()
         try:
-            yield worker
-        finally:
-            worker.stop()
+            await tg.start(self.worker.run)
+        except BaseException as exc:
+            tg.cancel_scope.cancel()
+            await tg.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        self._tg = tg
+        return self.worker
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        tg, self._tg = self._tg, None
+        assert tg is not None
+        self.worker.stop()
+        try:
+            await tg.__aexit__(None, None, None)
+        except BaseExceptionGroup as group:
+            # The worker itself failed: raise its error as itself when it is the only one.
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None
+            raise
 
 
 async def run_workers(
