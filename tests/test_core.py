@@ -33,7 +33,7 @@ from runkit import (
     SyncRunkit,
     ValidationError,
 )
-from runkit._states import TRANSITIONS, allowed_actions, markdown_table, mermaid
+from runkit._states import CLIENT_ACTIONS, TRANSITIONS, allowed_actions, markdown_table, mermaid
 from runkit._wire import public_part, run_from_wire, run_to_wire
 from runkit.testing import runs
 
@@ -555,3 +555,45 @@ def test_sync_facade() -> None:
         assert rk.list().total == 1
         with pytest.raises(IllegalTransition):
             rk.execute(created.run.id)
+
+
+def test_illegal_moves_offer_only_what_a_client_can_do() -> None:
+    engine_steps = {a.value for a in runkit.Action} - {a.value for a in CLIENT_ACTIONS}
+    rid = uuid4()
+    for status in runkit.Status:
+        for action in CLIENT_ACTIONS:
+            if (status, action) in TRANSITIONS:
+                continue
+            exc = runkit.IllegalTransition(rid, status, action, allowed_actions(status))
+            assert set(exc.allowed) <= CLIENT_ACTIONS
+            advice = str(exc).rpartition(";")[2]
+            assert not {word.strip(",") for word in advice.split()} & engine_steps, str(exc)
+    exc = runkit.IllegalTransition(
+        rid, runkit.Status.RUNNING, runkit.Action.DELETE, allowed_actions(runkit.Status.RUNNING)
+    )
+    assert str(exc) == f"cannot delete run {rid}: it is running; cancel it first"
+    assert exc.allowed == (runkit.Action.PAUSE, runkit.Action.CANCEL)
+    failed = runkit.IllegalTransition(
+        rid, runkit.Status.FAILED, runkit.Action.EXECUTE, allowed_actions(runkit.Status.FAILED)
+    )
+    assert str(failed).endswith("it is failed; retry it to run it again")
+
+
+async def test_every_string_a_client_sends_is_bounded(rk: Runkit) -> None:
+    long = "x" * 256
+    cases: list[tuple[Any, tuple[str, ...]]] = [
+        (rk.create("t_noop", action_id=long), ("body", "actionId")),
+        (rk.create("t_noop", idempotency_key=long), ("body", "idempotencyKey")),
+        (rk.create("t_noop", concurrency_key=long), ("body", "concurrencyKey")),
+        (rk.list(action_id=long), ("query", "action_id")),
+        (rk.list(kind=long), ("query", "kind")),
+    ]
+    for call, loc in cases:
+        with pytest.raises(ValidationError) as info:
+            await call
+        assert info.value.details[0].loc == loc
+    assert (await rk.create("t_noop", action_id="x" * 255)).run.action_id == "x" * 255
+    gate = (await rk.create("t_gate")).run
+    with pytest.raises(ValidationError) as info:
+        await rk.reject(gate.id, reason="r" * 2001)
+    assert info.value.details[0].loc == ("body", "reason")

@@ -16,11 +16,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 
-if TYPE_CHECKING:
-    from ._states import Action, Status
+from ._states import CLIENT_ACTIONS, Action, Status
 
 
 class RunkitError(Exception):
@@ -34,18 +33,32 @@ class RunNotFound(RunkitError):
 
 
 class IllegalTransition(RunkitError):
+    """``allowed`` keeps only what a client may ask for now (the engine's own steps, such as
+    claim or park, are never offered); the message says what to do instead."""
+
     def __init__(
         self, run_id: UUID, status: Status, action: Action, allowed: Sequence[Action]
     ) -> None:
         self.run_id = run_id
         self.status = status
         self.action = action
-        self.allowed = tuple(allowed)
-        names = ", ".join(a.value for a in self.allowed) or "nothing"
+        self.allowed = tuple(a for a in allowed if a in CLIENT_ACTIONS)
         super().__init__(
             f"cannot {action.value} run {run_id}: it is {status.value}; "
-            f"allowed from {status.value}: {names}"
+            f"{_advice(status, action, self.allowed)}"
         )
+
+
+def _advice(status: Status, action: Action, allowed: Sequence[Action]) -> str:
+    if not allowed:
+        return "wait for its worker to stop it"  # pausing or cancelling, with nothing to ask
+    if action is Action.DELETE and Action.CANCEL in allowed:
+        return "cancel it first"
+    if action is Action.EXECUTE and Action.RETRY in allowed:
+        return "retry it to run it again"
+    if action is Action.EXECUTE and Action.RESUME in allowed:
+        return "resume it instead"
+    return "you can " + ", ".join(a.value for a in allowed)
 
 
 class ErrorDetail:

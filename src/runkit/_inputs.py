@@ -9,7 +9,11 @@ from ._errors import ValidationError
 from ._models import make_cursor
 from ._states import Status
 
+#: Bounds of the strings a client sends (documented in docs/http.md): keys and names are
+#: identifiers; a reason is a sentence or two for people.
 MAX_KEY_LENGTH = 255
+MAX_NAME_LENGTH = 255
+MAX_REASON_LENGTH = 2000
 
 
 def run_id(value: Any, loc: tuple[str, ...] = ("path", "run_id")) -> UUID:
@@ -47,10 +51,14 @@ def key(value: Any, loc: tuple[str, ...]) -> str | None:
     return value
 
 
-def optional_str(value: Any, loc: tuple[str, ...]) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    raise ValidationError.at(loc, "must be a string", "string_type")
+def optional_str(value: Any, loc: tuple[str, ...], max_length: int = MAX_NAME_LENGTH) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValidationError.at(loc, "must be a string", "string_type")
+    if len(value) > max_length:
+        raise ValidationError.at(loc, f"must be at most {max_length} characters", "string_too_long")
+    return value
 
 
 def status(value: Any, loc: tuple[str, ...] = ("query", "status")) -> Status | None:

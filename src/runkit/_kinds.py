@@ -155,7 +155,8 @@ class ApprovalPolicy:
     required: int = 1
     approvers: frozenset[str] = frozenset()  # user ids; empty with empty groups: anyone
     groups: frozenset[str] = frozenset()
-    allow_self_approval: bool = False
+    #: Whether the run's creator may decide it; False is the four-eyes rule.
+    allow_self_approval: bool = True
     timeout_seconds: float | None = None
     on_timeout: str = "reject"  # "reject" | "fail" | "approve"
 

@@ -454,7 +454,7 @@ class Runkit(WorkerOperations):
         self, run_id: UUID | str, decision: str, principal: Principal | None, reason: str | None
     ) -> Run:
         rid = _inputs.run_id(run_id)
-        reason = _inputs.optional_str(reason, ("body", "reason"))
+        reason = _inputs.optional_str(reason, ("body", "reason"), _inputs.MAX_REASON_LENGTH)
         action = Action.APPROVE if decision == "approve" else Action.REJECT
         for _ in range(CAS_ATTEMPTS):
             run = await self.get(rid)

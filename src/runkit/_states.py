@@ -67,6 +67,12 @@ class Action(enum.StrEnum):
 
 S, A = Status, Action
 
+#: The actions a client asks for (the HTTP API's); the rest are the engine's own steps, which
+#: an error message never offers a user.
+CLIENT_ACTIONS: Final = frozenset(
+    {A.EXECUTE, A.PAUSE, A.RESUME, A.CANCEL, A.APPROVE, A.REJECT, A.RETRY, A.DELETE}
+)
+
 #: Statuses in which a worker holds a lease on the run (and the run holds a concurrency slot).
 LEASED: Final = frozenset({S.RUNNING, S.PAUSING, S.CANCELLING})
 TERMINAL: Final = frozenset({S.SUCCEEDED, S.FAILED, S.CANCELLED, S.REJECTED})

@@ -27,14 +27,19 @@ def _positive(_: Any, attribute: attrs.Attribute[Any], value: float | None) -> N
 @attrs.frozen
 class ApprovalGateConfig:
     """``{title, message, approvers, groups, requiredApprovals, allowSelfApproval,
-    timeoutSeconds, onTimeout}``. No approvers and no groups: anyone may decide."""
+    timeoutSeconds, onTimeout}``.
+
+    No approvers and no groups: anyone authenticated may decide, the run's creator
+    included. ``allowSelfApproval: false`` turns on the four-eyes rule (the creator may not
+    decide). Each person decides once; ``requiredApprovals`` approvals succeed the run, one
+    rejection rejects it."""
 
     title: str = "Approval required"
     message: str = ""
     approvers: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
     required_approvals: int = attrs.field(default=1, validator=attrs.validators.ge(1))
-    allow_self_approval: bool = False
+    allow_self_approval: bool = True
     timeout_seconds: float | None = attrs.field(default=None, validator=_positive)
     on_timeout: str = attrs.field(default="reject", validator=attrs.validators.in_(ON_TIMEOUT))
 
@@ -79,6 +84,15 @@ KIND = Kind(
     pausable=False,  # paused while awaiting approval is a table move; no executor runs
     cancellable=True,
     approval=policy,
+    example={
+        "title": "Deploy to production",
+        "message": "Release 2.4.1: 14 changes, migrations included.",
+        "groups": ["release-managers"],
+        "requiredApprovals": 1,
+        "allowSelfApproval": False,
+        "timeoutSeconds": 86400,
+        "onTimeout": "reject",
+    },
 )
 
 
