@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -175,6 +176,10 @@ async def test_retries_exhausted_fatal_and_plain_errors(rk: Runkit) -> None:
     a = runs[always.id]
     assert (a.status, a.status_reason, a.attempt) == (Status.FAILED, "retries_exhausted", 3)
     assert a.error is not None and a.error["retryable"] is False
+    assert a.error["type"] == "RetriesExhausted" and a.error["attempts"] == 3
+    assert a.error["message"].startswith("gave up after 3 attempts: ")
+    assert a.error["cause"]["type"] == "Retryable"
+    assert await rk.display_status(a) == f"Failed: {a.error['message']}"
     b = runs[boom.id]
     assert (b.status, b.status_reason, b.attempt) == (Status.FAILED, "error", 1)
     assert b.error == {"type": "ValueError", "message": "boom", "retryable": False}
@@ -280,6 +285,26 @@ async def test_approval_gate_parks_without_a_slot(url: str) -> None:
             await rk.approve(noop.id, principal=Principal("alice"))
 
 
+async def test_approval_gate_lets_its_creator_decide_unless_four_eyes(rk: Runkit) -> None:
+    carol = Principal("carol", kind="api_key")
+    async with embedded_workers(rk, concurrency=2, **FAST):
+        open_gate = (await rk.create("approval_gate", {}, execute=True, principal=carol)).run
+        strict = (
+            await rk.create(
+                "approval_gate", {"allowSelfApproval": False}, execute=True, principal=carol
+            )
+        ).run
+        await wait_status(rk, open_gate.id, {Status.AWAITING_APPROVAL})
+        await wait_status(rk, strict.id, {Status.AWAITING_APPROVAL})
+    assert (await rk.approve(open_gate.id, principal=carol)).status is Status.SUCCEEDED
+    with pytest.raises(NotAllowed, match="created run"):
+        await rk.approve(strict.id, principal=carol)
+    rejected = await rk.reject(strict.id, principal=Principal("dave"), reason="not today")
+    assert rejected.status is Status.REJECTED
+    assert rejected.approvals[-1]["reason"] == "not today"
+    assert await rk.display_status(rejected) == "Rejected: not today"
+
+
 async def test_approval_gate_timeout_applies_policy(rk: Runkit) -> None:
     async with embedded_workers(rk, concurrency=1, **FAST):
         runs = {
@@ -380,6 +405,33 @@ def test_cli_demo_runs(demo_dir: Any) -> None:
         check=True,
     ).stdout
     assert "entry 2" in out and "Succeeded" in out
+
+
+@pytest.mark.slow
+async def test_cli_worker_announces_itself_and_logs_runs_with_v(sqlite_url: str) -> None:
+    env = {**os.environ, "RUNKIT_ENABLE_TEST_KINDS": "1"}
+    cmd = [sys.executable, "-m", "runkit", "-v", "worker", "--database", sqlite_url]
+    proc = subprocess.Popen(  # noqa: ASYNC220 - a real process, read line by line
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        async with Runkit(sqlite_url, autoload_plugins=False) as rk:
+            (info,) = await rk.workers()
+            assert first.startswith(f"runkit worker {info.id}: database {sqlite_url}, kinds ")
+            assert "approval_gate, emit_logs" in first and "concurrency 10" in first
+            run = (await rk.create("noop", execute=True)).run
+            assert (await rk.wait(run.id, timeout=30)).status is Status.SUCCEEDED
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0
+    assert f"claimed run {run.id} (noop), attempt 1" in err
+    assert f"run {run.id} (noop) attempt 1: succeeded" in err
 
 
 # --- the host's in-process API: wait, embedded workers, sync hosts ---------------------------

@@ -94,16 +94,36 @@ def _worker(args: argparse.Namespace) -> int:
     import anyio
 
     from ._service import Runkit
-    from .engine import run_workers
+    from .engine import Worker, run_workers
 
     url = args.database or default_database()
 
+    def announce(worker: Worker) -> None:
+        print(
+            f"runkit worker {worker.worker_id}: database {_shown(url)}, "
+            f"kinds {', '.join(sorted(worker.kinds)) or '(none)'}, "
+            f"concurrency {worker.concurrency} (Ctrl-C stops it gracefully; -v logs each run)",
+            flush=True,
+        )
+
     async def serve() -> None:
         async with Runkit(url) as rk:
-            await run_workers(rk, args.concurrency, grace_period=args.grace_period)
+            await run_workers(
+                rk, args.concurrency, grace_period=args.grace_period, on_start=announce
+            )
 
     anyio.run(serve)
     return 0
+
+
+def _shown(url: str) -> str:
+    """``url`` with any password masked, for printing."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url.split("://", 1)[0] + "://..."
 
 
 def _db(args: argparse.Namespace) -> int:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import anyio
-from anyio.abc import TaskGroup
+from anyio.abc import TaskGroup, TaskStatus
 
 from ._worker import Worker
 
@@ -72,16 +73,28 @@ class _EmbeddedWorkers(AbstractAsyncContextManager[Worker]):
 
 
 async def run_workers(
-    runkit: Runkit, concurrency: int = 10, *, handle_signals: bool = True, **options: Any
+    runkit: Runkit,
+    concurrency: int = 10,
+    *,
+    handle_signals: bool = True,
+    on_start: Callable[[Worker], None] | None = None,
+    **options: Any,
 ) -> None:
     """Run a worker until SIGTERM or SIGINT: the first asks for a graceful shutdown, a
-    second exits at once (leases are left to expire and the rescuer requeues their runs)."""
+    second exits at once (leases are left to expire and the rescuer requeues their runs).
+    ``on_start`` is called with the worker once it is registered and claiming."""
     worker = Worker(runkit, concurrency=concurrency, **options)
     async with anyio.create_task_group() as tg:
         if handle_signals and threading.current_thread() is threading.main_thread():
             tg.start_soon(_signals, worker)
-        await worker.run()
-        tg.cancel_scope.cancel()
+
+        async def run_then_stop(*, task_status: TaskStatus[Worker]) -> None:
+            await worker.run(task_status=task_status)
+            tg.cancel_scope.cancel()  # the signal handler's task too
+
+        await tg.start(run_then_stop)
+        if on_start is not None:
+            on_start(worker)
 
 
 async def _signals(worker: Worker) -> None:

@@ -339,8 +339,18 @@ class Worker:
                 body = error_body(exc, retryable=True, next_attempt_at=retry_at)
                 report = rk.failure(lease, body, retry_at=retry_at, logs=logs, known=run)
             else:
-                reason = "retries_exhausted" if retryable and policy.max_attempts > 1 else "error"
+                reason = "retries_exhausted" if retryable else "error"
                 body = error_body(exc, retryable=False)
+                if retryable:
+                    # Name what happened (it gave up), and keep the last error as the cause.
+                    body = {
+                        "type": "RetriesExhausted",
+                        "message": f"gave up after {run.attempt} attempt"
+                        f"{'s' if run.attempt != 1 else ''}: {body['message']}",
+                        "retryable": False,
+                        "attempts": run.attempt,
+                        "cause": {"type": body["type"], "message": body["message"]},
+                    }
                 log.info("run %s failed: %r", run.id, exc)
                 report = rk.failure(lease, body, reason=reason, logs=logs, known=run)
             await self._submit(held, report)
