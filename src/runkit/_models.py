@@ -43,25 +43,44 @@ class Run:
     """A run. The first block is the public resource of the spec; the rest is the engine's
     bookkeeping, stored with it and changed only through the state table."""
 
+    #: The run's id (a uuid4), chosen at create.
     id: UUID
+    #: The action kind: which executor runs it and what ``definition`` it takes.
     kind: str
+    #: Where the run is in the state machine (``docs/state-machine.md``).
     status: Status
     created_at: datetime
+    #: The last change of any field (status, progress, ...).
     updated_at: datetime
+    #: The kind's configuration, as the client sent it (validated against the kind).
     definition: JSON = attrs.field(factory=dict)
+    #: The client's own label for the action this run performs (a filter of ``list``).
     action_id: str | None = None
+    #: Runs sharing it in its scope are one run (see ``docs/concepts.md``).
     idempotency_key: str | None = None
+    #: Runs sharing it never run at once beyond its limit; the rest wait in order.
     concurrency_key: str | None = None
+    #: The run that started this one, if any; cancelling the parent cancels it.
     parent_action_run_id: UUID | None = None
+    #: What the executor last reported (``ctx.progress``); free-form.
     progress: JSON = attrs.field(factory=dict)
+    #: What the executor returned, once succeeded (an approval's decisions for a gate).
     result: JSON | None = None
+    #: Why the last attempt failed: ``{type, message, retryable, ...}``.
     error: JSON | None = None
+    #: Attempts that failed and were retried (automatically or by ``retry``).
     retry_count: int = 0
+    #: Times a worker was lost while holding the run (lease expired, run taken over).
     interrupt_count: int = 0
+    #: How the run was started: ``api`` (a key), ``ui`` (a person), or a host's own.
     trigger_method: str | None = None
+    #: Who started it: ``api_key``, ``user``, ``system``.
     trigger_source_type: str | None = None
+    #: The id of that key or user.
     trigger_source_id: str | None = None
+    #: The first claim by a worker.
     started_at: datetime | None = None
+    #: When the run reached a terminal status.
     completed_at: datetime | None = None
     # --- engine bookkeeping ---------------------------------------------------------------
     #: Store-assigned insertion order (FIFO within a concurrency key). 0 before insertion.
@@ -98,10 +117,12 @@ class Run:
 
 @attrs.frozen
 class NewLogEntry:
-    """A log entry before the store gives it an id."""
+    """A log entry before the store gives it an id (what executors and the core write)."""
 
     message: str
+    #: ``debug``, ``info``, ``warning`` or ``error``.
     level: str = "info"
+    #: A machine name for entries runkit writes (``status.changed``, ``attempt.failed``).
     event: str | None = None
     data: JSON = attrs.field(factory=dict)
     occurred_at: datetime | None = None  # the store fills in its clock's time if None
@@ -111,18 +132,33 @@ class NewLogEntry:
 
 @attrs.frozen
 class LogEntry:
+    """One entry of a run's log, as stored. Entries of a run are numbered 1, 2, 3, ... in
+    commit order (``seq``); :attr:`cursor` is what ``logs(after=...)`` takes."""
+
+    #: The run it belongs to.
     run_id: UUID
+    #: Its number in the run's log: 1, 2, 3, ..., never reused.
     seq: int
+    #: The attempt that wrote it (0 before the first claim).
     attempt: int
+    #: ``debug``, ``info``, ``warning`` or ``error``.
     level: str
+    #: The text for people (secrets redacted, at most 64 KiB).
     message: str
+    #: When it happened (the writer's clock).
     occurred_at: datetime
+    #: A machine name for entries runkit writes: ``status.changed`` (data: from, to,
+    #: reason, actor), ``attempt.failed`` (data: error), ``approval.*``; None for an
+    #: executor's own lines unless it names one.
     event: str | None = None
+    #: Structured details (JSON), redacted like the message.
     data: JSON = attrs.field(factory=dict)
+    #: The worker that wrote it, if a worker did.
     worker_id: str | None = None
 
     @property
     def cursor(self) -> str:
+        """This entry's position as a cursor: pass it as ``after`` to read what follows."""
         return make_cursor(self.run_id, self.seq)
 
 
@@ -160,6 +196,8 @@ class Lease:
 
 @attrs.frozen
 class RunQuery:
+    """Filters and page of :meth:`Runkit.list` (every filter given must match)."""
+
     action_id: str | None = None
     kind: str | None = None
     status: Status | None = None
@@ -170,6 +208,9 @@ class RunQuery:
 
 @attrs.frozen
 class UserProfile:
+    """A person who started runs, as the list's ``users`` map shows them (filled by the
+    ``runkit_resolve_users`` hook)."""
+
     id: str
     first_name: str | None = None
     last_name: str | None = None
@@ -178,10 +219,14 @@ class UserProfile:
 
 @attrs.frozen
 class RunPage:
+    """One page of :meth:`Runkit.list`: newest first."""
+
     runs: tuple[Run, ...]
+    #: How many runs match the filters in all.
     total: int
     limit: int
     offset: int
+    #: The people among the page's ``trigger_source_id``, by id.
     users: Mapping[str, UserProfile] = attrs.field(factory=dict)
 
     @property
@@ -191,8 +236,12 @@ class RunPage:
 
 @attrs.frozen
 class LogPage:
+    """One page of a run's log (:meth:`Runkit.logs`)."""
+
     entries: tuple[LogEntry, ...]
+    #: Whether entries follow this page (now: a running run may write more later).
     has_more: bool
+    #: Pass as ``after`` for the next page (the last entry's cursor, or ``after`` again).
     next_cursor: str | None
 
 
