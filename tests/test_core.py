@@ -597,3 +597,15 @@ async def test_every_string_a_client_sends_is_bounded(rk: Runkit) -> None:
     with pytest.raises(ValidationError) as info:
         await rk.reject(gate.id, reason="r" * 2001)
     assert info.value.details[0].loc == ("body", "reason")
+
+
+async def test_a_replay_with_execute_returns_the_run_as_it_is(rk: Runkit) -> None:
+    first = await rk.create("t_noop", {"a": 1}, idempotency_key="k", execute=True)
+    assert first.created and first.run.status is Status.QUEUED
+    again = await rk.create("t_noop", {"a": 1}, idempotency_key="k", execute=True)
+    assert again.replayed and again.run == first.run  # nothing re-executed, nothing raised
+    lease = await _claim_one(rk)
+    await rk.complete(lease, {"ok": True})
+    done = await rk.create("t_noop", {"a": 1}, idempotency_key="k", execute=True)
+    assert done.replayed and done.run.status is Status.SUCCEEDED
+    assert done.run.result == {"ok": True}
