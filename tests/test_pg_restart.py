@@ -92,6 +92,11 @@ def test_postgres_restart_under_load(
         async def load() -> list[Status]:
             nonlocal restarter, outage_failures
             async with make_runkit(pg_url) as rk:
+                # Both workers up before the load: a worker still starting when the server
+                # goes down would die in its start-up migration check, not under load.
+                with anyio.fail_after(60):
+                    while len(await rk.workers()) < len(workers):  # noqa: ASYNC110
+                        await anyio.sleep(0.1)
                 for i in range(RUNS):
                     if i == RESTART_AT:
                         restarter = threading.Thread(target=_restart_postgres)
