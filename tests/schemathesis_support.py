@@ -8,6 +8,8 @@ from typing import Any
 
 import schemathesis
 
+from runkit import Lease, Principal, Runkit
+
 _CURSOR = re.compile(r"[0-9a-f]{8}-[0-9]{1,18}")
 
 
@@ -19,10 +21,25 @@ def _is_uuid(value: Any) -> bool:
     return True
 
 
-def honour_cross_field_rules(case: schemathesis.Case, parent: str) -> None:
+async def finished_run(runkit: Runkit, gate_kind: str) -> str:
+    """A run that went all the way through an approval gate (so it has a log of several
+    entries and a terminal status): its log stream ends on its own, with an end event."""
+    await runkit.create(gate_kind, {}, execute=True)
+    (run,) = await runkit.claim("fuzz-worker", 1)
+    parked = await runkit.park(Lease(run.id, run.attempt, run.lease_token or ""), timeout=None)
+    done = await runkit.approve(parked.id, principal=Principal("fuzz-approver"))
+    assert done.status.terminal, done.status
+    return str(done.id)
+
+
+def honour_cross_field_rules(case: schemathesis.Case, parent: str, finished: str) -> None:
     """Make a generated case obey the rules an OpenAPI schema cannot state, so that a
     "valid" case is valid: a parent run that exists, a fresh idempotency key (a reused one
     with another body is a 422 by design), and a cursor that belongs to the run in the path.
+
+    A log stream of a valid run id streams ``finished`` (a random id is only ever a 404,
+    and a live run's stream would not end): so every event schemathesis reads is checked
+    against the document's ``itemSchema``, the end event included.
     """
     body = case.body
     if isinstance(body, dict):
@@ -31,7 +48,16 @@ def honour_cross_field_rules(case: schemathesis.Case, parent: str) -> None:
         key = body.get("idempotencyKey")
         if isinstance(key, str) and 1 <= len(key) <= 255:
             body["idempotencyKey"] = uuid.uuid4().hex
-    run_id = (case.path_parameters or {}).get("run_id")
+    path = case.path_parameters or {}
+    run_id = path.get("run_id")
+    if case.operation.path.endswith("/logs/stream") and _is_uuid(run_id):
+        path["run_id"] = run_id = finished
+    if not _is_uuid(run_id):
+        return
+    prefix = uuid.UUID(run_id).hex[:8]
     after = (case.query or {}).get("after")
-    if isinstance(after, str) and _CURSOR.fullmatch(after) and _is_uuid(run_id):
-        case.query["after"] = uuid.UUID(run_id).hex[:8] + after[8:]
+    if isinstance(after, str) and _CURSOR.fullmatch(after):
+        case.query["after"] = prefix + after[8:]
+    last = (case.headers or {}).get("Last-Event-ID")
+    if isinstance(last, str) and _CURSOR.fullmatch(last):
+        case.headers["Last-Event-ID"] = prefix + last[8:]

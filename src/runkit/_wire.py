@@ -1,12 +1,14 @@
 """The wire format: one cattrs converter turns models into the spec's JSON and back.
 
 camelCase keys, RFC 3339 UTC timestamps ending in ``Z``, ``null`` for absent values, UUIDs
-as strings, log ids as cursors. Engine bookkeeping stays off the wire except ``attempt`` and
-``statusReason``, which clients need to read retries and outcomes.
+as strings, log ids as cursors. Engine bookkeeping stays off the wire except ``attempt``,
+``statusReason`` and ``approvals``, which clients need to read retries and outcomes (a
+rejection's reason lives only in its approval record).
 """
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -16,7 +18,7 @@ import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from ._kinds import camel
-from ._models import LogEntry, LogPage, Run, RunPage, UserProfile
+from ._models import LogEntry, LogPage, Run, RunPage, UserProfile, WorkerInfo
 from ._states import Status
 
 #: Run fields that appear on the wire, in the spec's order of mention.
@@ -43,7 +45,11 @@ PUBLIC_RUN_FIELDS = (
     "updated_at",
     "attempt",
     "status_reason",
+    "approvals",
 )
+
+#: The keys of one approval decision on the wire, in this order.
+APPROVAL_KEYS = ("by", "decision", "reason", "at")
 
 
 def format_time(when: datetime) -> str:
@@ -61,6 +67,20 @@ def parse_time(text: str) -> datetime:
     return when.astimezone(UTC)
 
 
+def approvals_to_wire(approvals: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
+    """Each decision with exactly the documented keys, its time in the wire's own format
+    (the store keeps whatever the core wrote; an unreadable time is passed on as is)."""
+    out: list[dict[str, Any]] = []
+    for record in approvals:
+        item = {key: record.get(key) for key in APPROVAL_KEYS}
+        at = item["at"]
+        if isinstance(at, str):
+            with contextlib.suppress(ValueError):
+                item["at"] = format_time(parse_time(at))
+        out.append(item)
+    return out
+
+
 def _converter() -> cattrs.Converter:
     conv = cattrs.Converter()
     conv.register_unstructure_hook(datetime, format_time)
@@ -73,6 +93,7 @@ def _converter() -> cattrs.Converter:
     hidden = {a.name for a in attrs.fields(Run)} - set(PUBLIC_RUN_FIELDS)
     # Any: cattrs types **overrides together with its bool options, which mypy can't split.
     run_overrides: Any = {n: override(rename=camel(n)) for n in PUBLIC_RUN_FIELDS}
+    run_overrides["approvals"] = override(unstruct_hook=approvals_to_wire)
     run_overrides.update({n: override(omit=True) for n in hidden})
     conv.register_unstructure_hook(Run, make_dict_unstructure_fn(Run, conv, **run_overrides))
     conv.register_structure_hook(Run, make_dict_structure_fn(Run, conv, **run_overrides))
@@ -137,4 +158,16 @@ def run_page_to_wire(page: RunPage, display_statuses: list[str]) -> dict[str, An
         "runs": [run_to_wire(r, d) for r, d in zip(page.runs, display_statuses, strict=True)],
         "total": page.total,
         "users": {uid: converter.unstructure(p, UserProfile) for uid, p in page.users.items()},
+    }
+
+
+def worker_to_wire(worker: WorkerInfo) -> dict[str, Any]:
+    return {
+        "id": worker.id,
+        "host": worker.host,
+        "pid": worker.pid,
+        "kinds": list(worker.kinds),
+        "concurrency": worker.concurrency,
+        "startedAt": format_time(worker.started_at),
+        "lastSeenAt": format_time(worker.last_seen_at),
     }

@@ -2,7 +2,8 @@
 
 The app keeps no lifespan of its own (frameworks do not forward lifespan events to mounted
 apps): the host opens the Runkit, e.g. with :func:`runkit_contrib.lifespan`. Paths are
-relative to the mount point; ``/openapi.json`` names the mount prefix in ``servers``.
+relative to the mount point; ``/openapi.json`` names the mount prefix in ``servers``, and
+``/`` sends people to ``/docs``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from runkit import Runkit
@@ -64,7 +65,14 @@ def asgi_app(
         async def docs_html(request: Request) -> Response:
             return HTMLResponse(docs_page(document(request)))
 
+        async def home(request: Request) -> Response:
+            # An absolute path under the mount: a relative "docs" would resolve against
+            # "/runkit" (no slash) to "/docs", outside the mount.
+            root = str(request.scope.get("root_path", "")).rstrip("/")
+            return RedirectResponse(f"{root}/docs", status_code=307)
+
         routes += [
+            Route("/", home, methods=["GET"], include_in_schema=False),
             Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),
             Route("/docs", docs_html, methods=["GET"], include_in_schema=False),
         ]

@@ -20,6 +20,9 @@ from ._errors import HttpError, invalid
 
 MAX_DEPTH = 64
 _INTEGER = re.compile(r"[+-]?[0-9]{1,18}")
+#: The spellings a boolean query value may take: JSON's and the usual digits, nothing
+#: looser ("yes", "on", "True"), so a typo is refused instead of read as false.
+_BOOLEANS = {"true": True, "false": False, "1": True, "0": False}
 
 
 async def read_body(request: Request, max_bytes: int) -> bytes:
@@ -123,3 +126,12 @@ def query_int(request: Request, name: str, default: int) -> int:
     if not _INTEGER.fullmatch(text.strip()):
         raise invalid(("query", name), "Input should be a valid integer", "int_parsing")
     return int(text.strip())
+
+
+def query_bool(request: Request, name: str, default: bool) -> bool:
+    text = request.query_params.get(name)
+    if text is None:
+        return default
+    if text not in _BOOLEANS:
+        raise invalid(("query", name), "Input should be true, false, 1 or 0", "bool_parsing")
+    return _BOOLEANS[text]

@@ -1,7 +1,8 @@
 """runkit errors to HTTP answers, through one table.
 
 Validation problems answer 422 ``{"detail": [{"loc", "msg", "type"}]}``; everything else
-answers ``{"detail": "<sentence>"}``. Nothing unexpected ever leaves with a stack trace: the
+answers ``{"detail": "<sentence>"}``, and a 409 adds the run's ``status`` and the API actions
+``allowed`` from it. Nothing unexpected ever leaves with a stack trace: the
 catch-all logs it (with the trace, server side) and answers a generic 500.
 """
 
@@ -50,8 +51,13 @@ class HttpError(Exception):
         self.headers = dict(headers or {})
 
 
-def problem(status: int, detail: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+def problem(
+    status: int,
+    detail: str,
+    headers: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> JSONResponse:
+    return JSONResponse({"detail": detail, **(extra or {})}, status_code=status, headers=headers)
 
 
 def validation_problem(details: Sequence[ErrorDetail]) -> JSONResponse:
@@ -77,9 +83,16 @@ def to_response(exc: BaseException) -> Response:
                 detail = "storage unavailable" if status == 503 else str(exc)
                 if status == 503:
                     logger.warning("storage unavailable: %s", exc)
-                return problem(status, detail, headers)
+                return problem(status, detail, headers, _conflict(exc))
     logger.exception("unhandled error in runkit HTTP API", exc_info=exc)
     return problem(500, "internal server error")
+
+
+def _conflict(exc: RunkitError) -> dict[str, Any] | None:
+    """What a client needs to recover from a 409 without parsing the sentence."""
+    if not isinstance(exc, IllegalTransition):
+        return None
+    return {"status": exc.status.value, "allowed": [a.value for a in exc.allowed]}
 
 
 async def http_exception_handler(request: Request, exc: Exception) -> Response:

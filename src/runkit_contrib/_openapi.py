@@ -1,5 +1,9 @@
-"""The OpenAPI 3.1 document of the API, built from the wire models and the registered kinds,
-and a self-contained HTML page that lists it (no script or stylesheet from the internet)."""
+"""The OpenAPI 3.2 document of the API, built from the wire models and the registered kinds,
+and a self-contained HTML page that lists it (no script or stylesheet from the internet).
+
+3.2 rather than 3.1 for one feature: ``itemSchema``, which describes each event of the log
+stream (3.1 can only call a ``text/event-stream`` body a string, so no contract tester can
+check an event)."""
 
 from __future__ import annotations
 
@@ -8,9 +12,9 @@ import json
 from typing import Any
 
 from runkit import Runkit
-from runkit._states import Status  # not in runkit.__all__ yet
+from runkit._states import TERMINAL, Status  # not in runkit.__all__ yet
 
-from ._schema import config_schema
+from ._kinds import definition_schema
 
 _REF = "#/components/schemas/"
 _NULLABLE_STR = {"type": ["string", "null"]}
@@ -21,6 +25,9 @@ _KEY = {"type": ["string", "null"], "minLength": 1, "maxLength": 255}
 _UUID = {"type": "string", "format": "uuid"}
 #: A log cursor: the first 8 hex digits of its run's id, a dash, the entry's number.
 _CURSOR = {"type": "string", "pattern": "^[0-9a-f]{8}-[0-9]{1,18}$"}
+_CURSOR_EMPTY_OK = "^(?:[0-9a-f]{8}-[0-9]{1,18})?$"
+_TIME = {"type": "string", "format": "date-time"}
+_STATUS = {"type": "string", "enum": [s.value for s in Status]}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -35,38 +42,77 @@ def _json(name: str, description: str, **extra: Any) -> dict[str, Any]:
     }
 
 
+def _d(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {**schema, "description": description}
+
+
 _RUN = {
     "type": "object",
     "properties": {
         "id": _UUID,
-        "actionId": _NULLABLE_STR,
-        "kind": {"type": "string"},
-        "status": {"type": "string", "enum": [s.value for s in Status]},
-        "displayStatus": {"type": "string", "description": "English for people; never parse"},
-        "definition": _OBJ,
-        "idempotencyKey": _NULLABLE_STR,
-        "concurrencyKey": _NULLABLE_STR,
-        "parentActionRunId": {"type": ["string", "null"], "format": "uuid"},
-        "progress": _OBJ,
-        "result": _NULLABLE_OBJ,
-        "error": _NULLABLE_OBJ,
-        "retryCount": {"type": "integer"},
-        "interruptCount": {"type": "integer"},
-        "triggerMethod": _NULLABLE_STR,
-        "triggerSourceType": _NULLABLE_STR,
-        "triggerSourceId": _NULLABLE_STR,
-        "createdAt": {"type": "string", "format": "date-time"},
-        "startedAt": _NULLABLE_TIME,
-        "completedAt": _NULLABLE_TIME,
-        "updatedAt": {"type": "string", "format": "date-time"},
-        "durationSeconds": {"type": ["number", "null"]},
-        "attempt": {"type": "integer"},
-        "statusReason": _NULLABLE_STR,
+        "actionId": _d(_NULLABLE_STR, "the host's grouping of runs (a list filter)"),
+        "kind": _d({"type": "string"}, "what runs: decides the executor and the definition"),
+        "status": _STATUS,
+        "displayStatus": _d({"type": "string"}, "English for people; never parse"),
+        "definition": _d(_OBJ, "what the run was created with, as its kind structured it"),
+        "idempotencyKey": _d(_NULLABLE_STR, "the key that made creating it safe to repeat"),
+        "concurrencyKey": _d(_NULLABLE_STR, "runs sharing it run at most its limit at once"),
+        "parentActionRunId": _d(
+            {"type": ["string", "null"], "format": "uuid"},
+            "the run this one belongs to; cancelling the parent cancels it",
+        ),
+        "progress": _d(_OBJ, "what the executor last reported"),
+        "result": _d(_NULLABLE_OBJ, "what the executor returned (succeeded runs)"),
+        "error": _d(_NULLABLE_OBJ, "why the last attempt failed, if it did"),
+        "retryCount": _d({"type": "integer"}, "retries so far, automatic or asked for"),
+        "interruptCount": _d(
+            {"type": "integer"}, "attempts lost with their worker and taken over by another"
+        ),
+        "triggerMethod": _d(_NULLABLE_STR, "how it was created: `api`, `ui`, `system`"),
+        "triggerSourceType": _d(_NULLABLE_STR, "who created it: `api_key`, `user`, `system`"),
+        "triggerSourceId": _d(_NULLABLE_STR, "the principal id of its creator"),
+        "createdAt": _TIME,
+        "startedAt": _d(_NULLABLE_TIME, "when its first attempt began"),
+        "completedAt": _d(_NULLABLE_TIME, "when it reached a terminal status"),
+        "updatedAt": _TIME,
+        "durationSeconds": _d(
+            {"type": ["number", "null"]}, "from start to completion (or to its last change)"
+        ),
+        "attempt": _d({"type": "integer"}, "attempts started; log entries carry theirs"),
+        "statusReason": _d(
+            _NULLABLE_STR,
+            "why it is in its status: `user`, `crashed`, `timeout`, `retries_exhausted`, ...",
+        ),
+        "approvals": {
+            "type": "array",
+            "items": _ref("Approval"),
+            "description": "the decisions taken on it (approval gates), oldest first",
+        },
     },
-    "required": ["id", "kind", "status", "displayStatus", "definition", "createdAt", "updatedAt"],
+    "required": [
+        "id",
+        "kind",
+        "status",
+        "displayStatus",
+        "definition",
+        "createdAt",
+        "updatedAt",
+        "approvals",
+    ],
+}
+_APPROVAL = {
+    "type": "object",
+    "properties": {
+        "by": {"type": "string", "description": "who decided: a principal id"},
+        "decision": {"type": "string", "enum": ["approve", "reject"]},
+        "reason": {"type": ["string", "null"], "description": "the reason given, if any"},
+        "at": _TIME,
+    },
+    "required": ["by", "decision", "reason", "at"],
 }
 _USER = {
     "type": "object",
+    "description": "a person who created runs, as the host's directory describes them",
     "properties": {
         "id": {"type": "string"},
         "firstName": _NULLABLE_STR,
@@ -78,35 +124,39 @@ _USER = {
 _RUN_PAGE = {
     "type": "object",
     "properties": {
-        "hasNext": {"type": "boolean"},
+        "hasNext": _d({"type": "boolean"}, "more runs follow this page"),
         "limit": {"type": "integer"},
         "offset": {"type": "integer"},
-        "runs": {"type": "array", "items": _ref("Run")},
-        "total": {"type": "integer"},
-        "users": {"type": "object", "additionalProperties": _ref("UserProfile")},
+        "runs": {"type": "array", "items": _ref("Run"), "description": "newest first"},
+        "total": _d({"type": "integer"}, "runs matching the filters"),
+        "users": {
+            "type": "object",
+            "additionalProperties": _ref("UserProfile"),
+            "description": "the creators of these runs, by `triggerSourceId`",
+        },
     },
     "required": ["hasNext", "limit", "offset", "runs", "total", "users"],
 }
 _LOG_ENTRY = {
     "type": "object",
     "properties": {
-        "id": {"type": "string", "description": "the entry's cursor"},
-        "attempt": {"type": "integer"},
-        "level": {"type": "string"},
-        "event": _NULLABLE_STR,
+        "id": _d(_CURSOR, "the entry's cursor"),
+        "attempt": _d({"type": "integer"}, "the attempt that wrote it (0: before any)"),
+        "level": _d({"type": "string"}, "`debug`, `info`, `warning` or `error`"),
+        "event": _d(_NULLABLE_STR, "a machine-readable name, e.g. `status.changed`"),
         "message": {"type": "string"},
-        "data": _OBJ,
-        "occurredAt": {"type": "string", "format": "date-time"},
-        "workerId": _NULLABLE_STR,
+        "data": _d(_OBJ, "structured detail (secrets redacted)"),
+        "occurredAt": _TIME,
+        "workerId": _d(_NULLABLE_STR, "the worker that wrote it"),
     },
     "required": ["id", "attempt", "level", "message", "data", "occurredAt"],
 }
 _LOG_PAGE = {
     "type": "object",
     "properties": {
-        "entries": {"type": "array", "items": _ref("LogEntry")},
-        "hasMore": {"type": "boolean"},
-        "nextCursor": _NULLABLE_STR,
+        "entries": {"type": "array", "items": _ref("LogEntry"), "description": "oldest first"},
+        "hasMore": _d({"type": "boolean"}, "more entries follow: ask with `after=nextCursor`"),
+        "nextCursor": _d(_NULLABLE_STR, "the last entry's cursor"),
     },
     "required": ["entries", "hasMore", "nextCursor"],
 }
@@ -118,9 +168,13 @@ _VALIDATION = {
             "items": {
                 "type": "object",
                 "properties": {
-                    "loc": {"type": "array", "items": {"type": ["string", "integer"]}},
+                    "loc": {
+                        "type": "array",
+                        "items": {"type": ["string", "integer"]},
+                        "description": "where: `body`, `query`, `path` or `header`, then names",
+                    },
                     "msg": {"type": "string"},
-                    "type": {"type": "string"},
+                    "type": _d({"type": "string"}, "a machine-readable kind of problem"),
                 },
                 "required": ["loc", "msg", "type"],
             },
@@ -129,9 +183,125 @@ _VALIDATION = {
     "required": ["detail"],
 }
 _ERROR = {"type": "object", "properties": {"detail": {"type": "string"}}, "required": ["detail"]}
+_CONFLICT = {
+    "type": "object",
+    "properties": {
+        "detail": {"type": "string", "description": "the refusal, for people"},
+        "status": {**_STATUS, "description": "the run's status"},
+        "allowed": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "the API actions the run's status allows",
+        },
+    },
+    "required": ["detail", "status", "allowed"],
+}
+_RETRY_POLICY = {
+    "type": "object",
+    "properties": {
+        "maxAttempts": {"type": "integer", "minimum": 1, "description": "1: never retried"},
+        "backoffBase": {"type": "number", "description": "seconds before the 2nd attempt"},
+        "backoffMax": {"type": "number", "description": "longest wait, seconds"},
+        "jitter": {"type": "number", "description": "each wait varies by this fraction"},
+    },
+    "required": ["maxAttempts", "backoffBase", "backoffMax", "jitter"],
+}
+_KIND = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "description": "the `kind` of a create body"},
+        "displayName": {"type": "string", "description": "a label (the name if none is set)"},
+        "description": {"type": "string"},
+        "capabilities": {
+            "type": "object",
+            "properties": {
+                "pausable": {"type": "boolean"},
+                "cancellable": {"type": "boolean"},
+                "retry": _ref("RetryPolicy"),
+            },
+            "required": ["pausable", "cancellable", "retry"],
+        },
+        "definitionSchema": {
+            "type": "object",
+            "description": "the JSON Schema (2020-12) a run's `definition` must fit",
+        },
+        "example": {**_NULLABLE_OBJ, "description": "a definition the kind accepts, if any"},
+    },
+    "required": [
+        "name",
+        "displayName",
+        "description",
+        "capabilities",
+        "definitionSchema",
+        "example",
+    ],
+}
+_KIND_LIST = {
+    "type": "object",
+    "properties": {"kinds": {"type": "array", "items": _ref("Kind")}},
+    "required": ["kinds"],
+}
+_WORKER = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "host": {"type": "string"},
+        "pid": {"type": "integer"},
+        "kinds": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "the kinds it executes",
+        },
+        "concurrency": {"type": "integer", "description": "runs it executes at once"},
+        "startedAt": _TIME,
+        "lastSeenAt": {**_TIME, "description": "its last heartbeat"},
+    },
+    "required": ["id", "host", "pid", "kinds", "concurrency", "startedAt", "lastSeenAt"],
+}
+_WORKER_LIST = {
+    "type": "object",
+    "properties": {"workers": {"type": "array", "items": _ref("Worker")}},
+    "required": ["workers"],
+}
+
+
+def _json_data(schema: str) -> dict[str, Any]:
+    """An SSE ``data`` field that holds one line of JSON fitting ``schema``."""
+    return {"type": "string", "contentMediaType": "application/json", "contentSchema": _ref(schema)}
+
+
+#: Events as ``EventSource`` hands them over (and as OpenAPI 3.2 reads a stream): ``id``
+#: is the last id seen, so the end event carries its last log event's cursor.
+_LOG_EVENT = {
+    "type": "object",
+    "description": "a log entry; `id` is its cursor (what `Last-Event-ID` resumes after)",
+    "properties": {"event": {"const": "log"}, "id": _CURSOR, "data": _json_data("LogEntry")},
+    "required": ["event", "id", "data"],
+}
+_END_EVENT = {
+    "type": "object",
+    "description": "the last event: the run is terminal and every entry was sent",
+    "properties": {"event": {"const": "end"}, "data": _json_data("StreamEnd")},
+    "required": ["event", "data"],
+}
+_STREAM_END = {
+    "type": "object",
+    "properties": {
+        "status": {"type": "string", "enum": [s.value for s in Status if s in TERMINAL]},
+        "displayStatus": _d({"type": "string"}, "English for people; never parse"),
+    },
+    "required": ["status", "displayStatus"],
+}
+_STREAM_DESCRIPTION = (
+    "Server-Sent Events. First `retry: 3000` (no data: not an event), then one `log` event "
+    "per log entry (`id` = its cursor, `data` = the LogEntry as JSON), `: ping` comment lines "
+    "while idle (every 15 s by default; not events either), and, once the run is terminal "
+    "and every entry up to its terminal transition was sent, one `end` event whose `data` is "
+    "`{status, displayStatus}` and which has no `id` line of its own. Then the stream closes."
+)
 _REASON = {
     "type": "object",
-    "properties": {"reason": {"type": ["string", "null"]}},
+    "properties": {"reason": _d(_NULLABLE_STR, "why; kept on the run in `approvals`")},
     "additionalProperties": False,
 }
 
@@ -139,7 +309,7 @@ _ERRORS: dict[str, dict[str, Any]] = {
     "401": _json("Error", "missing or invalid credentials"),
     "403": _json("Error", "not allowed (authorize hook, approval policy, CSRF)"),
     "404": _json("Error", "no such run"),
-    "409": _json("Error", "the run's status does not allow this action"),
+    "409": _json("Conflict", "the run's status does not allow this action"),
     "413": _json("Error", "request body too large"),
     "415": _json("Error", "request body is not application/json"),
     "422": _json("HTTPValidationError", "invalid input"),
@@ -151,8 +321,30 @@ def _errors(*codes: str) -> dict[str, Any]:
     return {c: _ERRORS[c] for c in ("401", "403", "422", "503", *codes)}
 
 
+def _listing(op_id: str, summary: str, tag: str, schema: str, description: str) -> dict[str, Any]:
+    """A GET that takes nothing: no 422 to document."""
+    return {
+        "get": {
+            "operationId": op_id,
+            "summary": summary,
+            "description": description,
+            "tags": [tag],
+            "responses": {
+                "200": _json(schema, summary.lower()),
+                **{c: _ERRORS[c] for c in ("401", "403", "503")},
+            },
+        }
+    }
+
+
 def _run_id_param() -> dict[str, Any]:
-    return {"name": "run_id", "in": "path", "required": True, "schema": _UUID}
+    return {
+        "name": "run_id",
+        "in": "path",
+        "required": True,
+        "schema": _UUID,
+        "description": "the run's `id`",
+    }
 
 
 def _query(name: str, schema: dict[str, Any], description: str = "") -> dict[str, Any]:
@@ -175,9 +367,11 @@ def _create_schemas(runkit: Runkit) -> tuple[dict[str, Any], dict[str, Any]]:
     for name in runkit.kinds.names():
         kind = runkit.kinds.get(name)
         assert kind is not None
-        definition = config_schema(kind.config) if kind.config is not None else dict(_OBJ)
+        definition = definition_schema(kind)
         if kind.description:
             definition["description"] = kind.description
+        if kind.example is not None:
+            definition["examples"] = [dict(kind.example)]
         needs_definition = bool(definition.get("required"))
         if not needs_definition:
             definition = {"anyOf": [definition, {"type": "null"}]}
@@ -237,14 +431,18 @@ def build_openapi(runkit: Runkit, *, allow_anonymous: bool, root_path: str = "")
                 "summary": "List Runs",
                 "tags": ["Action runs"],
                 "parameters": [
-                    _query("action_id", {"type": "string"}),
-                    _query("kind", {"type": "string"}),
-                    _query("status", {"type": "string", "enum": [s.value for s in Status]}),
-                    _query("parent_action_run_id", _UUID),
+                    _query("action_id", {"type": "string"}, "only runs with this `actionId`"),
+                    _query("kind", {"type": "string"}, "only runs of this kind"),
+                    _query("status", _STATUS, "only runs in this status"),
+                    _query("parent_action_run_id", _UUID, "only children of this run"),
                     _query(
-                        "limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 100}
+                        "limit",
+                        {"type": "integer", "minimum": 1, "maximum": 100, "default": 100},
+                        "runs a page",
                     ),
-                    _query("offset", {"type": "integer", "minimum": 0, "default": 0}),
+                    _query(
+                        "offset", {"type": "integer", "minimum": 0, "default": 0}, "runs skipped"
+                    ),
                 ],
                 "responses": {"200": _json("RunPage", "a page of runs"), **_errors()},
             },
@@ -252,6 +450,14 @@ def build_openapi(runkit: Runkit, *, allow_anonymous: bool, root_path: str = "")
                 "operationId": "create_run",
                 "summary": "Create Run",
                 "tags": ["Action runs"],
+                "parameters": [
+                    _query(
+                        "execute",
+                        {"type": "boolean", "default": False},
+                        "true: create the run straight in `queued` (one commit), as if "
+                        "`execute` followed; also `1`/`0`",
+                    )
+                ],
                 "requestBody": _body(create_body, True),
                 "responses": {
                     "201": _json(
@@ -295,7 +501,9 @@ def build_openapi(runkit: Runkit, *, allow_anonymous: bool, root_path: str = "")
                     _run_id_param(),
                     _query("after", _CURSOR, "cursor: entries after this id"),
                     _query(
-                        "limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 100}
+                        "limit",
+                        {"type": "integer", "minimum": 1, "maximum": 500, "default": 100},
+                        "entries a page",
                     ),
                 ],
                 "responses": {"200": _json("LogPage", "a page of log entries"), **_errors("404")},
@@ -305,11 +513,8 @@ def build_openapi(runkit: Runkit, *, allow_anonymous: bool, root_path: str = "")
             "get": {
                 "operationId": "stream_run_logs",
                 "summary": "Stream Run Logs",
-                "description": "Server-Sent Events: `event: log` frames (id = cursor, data = a "
-                "LogEntry), `: ping` comments while idle, and `event: end` with "
-                "`{status, displayStatus}` once the run is terminal. Resume with "
-                "`Last-Event-ID` (wins over `after`). 204 when the run already ended and "
-                "nothing follows the cursor.",
+                "description": _STREAM_DESCRIPTION + " Resume with `Last-Event-ID` (wins over "
+                "`after`). 204 when the run already ended and nothing follows the cursor.",
                 "tags": ["Action runs"],
                 "parameters": [
                     _run_id_param(),
@@ -318,13 +523,16 @@ def build_openapi(runkit: Runkit, *, allow_anonymous: bool, root_path: str = "")
                         "name": "Last-Event-ID",
                         "in": "header",
                         "required": False,
-                        "schema": {"type": "string"},
+                        # Empty means none, as for EventSource (which never sends it empty).
+                        "schema": {"type": "string", "pattern": _CURSOR_EMPTY_OK},
+                        "description": "cursor: resume after this id (EventSource sends it); "
+                        "empty: as if absent",
                     },
                 ],
                 "responses": {
                     "200": {
                         "description": "the event stream",
-                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                        "content": {"text/event-stream": {"itemSchema": _ref("LogStreamEvent")}},
                     },
                     "204": {"description": "the run ended and everything was sent"},
                     **_errors("404"),
@@ -334,6 +542,23 @@ def build_openapi(runkit: Runkit, *, allow_anonymous: bool, root_path: str = "")
     }
     for action in ("execute", "pause", "resume", "cancel", "retry"):
         paths[f"{one}/{action}"] = {"post": _run_op(f"{action}_run", f"{action.title()} Run", ())}
+    paths["/api/v1/kinds"] = _listing(
+        "list_kinds",
+        "List Kinds",
+        "Kinds",
+        "KindList",
+        "The kinds this server can create runs of, by name, each with its definition's "
+        "JSON Schema.",
+    )
+    paths["/api/v1/workers"] = _listing(
+        "list_workers",
+        "List Workers",
+        "Workers",
+        "WorkerList",
+        "The live workers: registered, and heard from within one lease. A worker that "
+        "stopped gracefully is gone at once; one that crashed, one lease after its last "
+        "heartbeat.",
+    )
     security: list[dict[str, list[str]]] = [
         {"bearerAuth": []},
         {"apiKeyHeader": []},
@@ -342,19 +567,33 @@ def build_openapi(runkit: Runkit, *, allow_anonymous: bool, root_path: str = "")
     if allow_anonymous:
         security.append({})
     doc: dict[str, Any] = {
-        "openapi": "3.1.0",
+        "openapi": "3.2.0",
         "info": {"title": "runkit Action Runs API", "version": "1"},
         "paths": paths,
         "security": security,
         "components": {
             "schemas": {
                 "Run": _RUN,
+                "Approval": _APPROVAL,
                 "UserProfile": _USER,
                 "RunPage": _RUN_PAGE,
                 "LogEntry": _LOG_ENTRY,
                 "LogPage": _LOG_PAGE,
+                "LogStreamEvent": {
+                    "description": "one event of a log stream",
+                    "oneOf": [_ref("LogEvent"), _ref("EndEvent")],
+                },
+                "LogEvent": _LOG_EVENT,
+                "EndEvent": _END_EVENT,
+                "StreamEnd": _STREAM_END,
+                "Kind": _KIND,
+                "RetryPolicy": _RETRY_POLICY,
+                "KindList": _KIND_LIST,
+                "Worker": _WORKER,
+                "WorkerList": _WORKER_LIST,
                 "HTTPValidationError": _VALIDATION,
                 "Error": _ERROR,
+                "Conflict": _CONFLICT,
                 "ReasonBody": _REASON,
                 **variants,
             },

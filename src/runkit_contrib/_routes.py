@@ -1,4 +1,5 @@
-"""The thirteen endpoints of the Action Runs API, over :class:`runkit.Runkit`.
+"""The endpoints of the Action Runs API, over :class:`runkit.Runkit`: the thirteen of the
+runs resource, and the kinds and workers listings.
 
 Every handler authenticates first (so an anonymous probe learns nothing, not even that its
 input was malformed), then validates, then asks the ``authorize`` hook, then acts. Every
@@ -18,15 +19,17 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from runkit import Principal, Run, Runkit, RunNotFound, _inputs
-from runkit._wire import log_page_to_wire, run_page_to_wire, run_to_wire
+from runkit._wire import log_page_to_wire, run_page_to_wire, run_to_wire, worker_to_wire
 
 from ._auth import AuthConfig, authenticate
-from ._body import json_object, query_int, query_text
+from ._body import json_object, query_bool, query_int, query_text
 from ._errors import HttpError, invalid, to_response
+from ._kinds import kinds_to_wire
 from ._sse import EventStreamResponse, LogHub, StreamSettings
 
 #: ``authorize(principal, action, run)`` -> bool (or an awaitable of one). ``principal`` is
-#: None for anonymous callers; ``run`` is None for "list" and "create".
+#: None for anonymous callers; ``run`` is None for "list", "create", "kinds", "workers", and
+#: for "execute" asked on behalf of a create with ``?execute=true``.
 Authorize = Callable[[Principal | None, str, Run | None], bool | Awaitable[bool]]
 
 #: Who decides approvals when anonymous access is on: a user with no id or groups, so an
@@ -37,6 +40,12 @@ _CREATE_FIELDS = frozenset(
     {"kind", "definition", "idempotencyKey", "concurrencyKey", "parentActionRunId", "actionId"}
 )
 _ACTIONS = ("execute", "pause", "resume", "cancel", "retry")
+#: Refusals of actions that concern no run, where "not allowed to <action> runs" misleads.
+_REFUSED = {
+    "kinds": "not allowed to list kinds",
+    "workers": "not allowed to list workers",
+    "execute": "not allowed to execute runs (create with execute=true)",
+}
 Handler = Callable[[Request, Principal | None], Awaitable[Response]]
 
 
@@ -68,6 +77,8 @@ class Api:
         }
         for action in _ACTIONS:
             table[f"{one}/{action}"] = {"POST": self.act(action)}
+        table["/api/v1/kinds"] = {"GET": self.list_kinds}
+        table["/api/v1/workers"] = {"GET": self.list_workers}
         return [self._route(path, handlers) for path, handlers in table.items()]
 
     def _route(self, path: str, handlers: dict[str, Handler]) -> Route:
@@ -78,8 +89,12 @@ class Api:
             method = "GET" if request.method == "HEAD" else request.method
             return await wrapped[method](request)
 
-        name = path.removeprefix("/api/v1/action-runs").strip("/").replace("{run_id}", "run")
-        return Route(path, endpoint, methods=list(handlers), name=name.replace("/", "_") or "runs")
+        if path.startswith("/api/v1/action-runs"):
+            name = path.removeprefix("/api/v1/action-runs").strip("/").replace("{run_id}", "run")
+            name = name.replace("/", "_") or "runs"
+        else:
+            name = path.removeprefix("/api/v1/")
+        return Route(path, endpoint, methods=list(handlers), name=name)
 
     def _wrap(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
@@ -106,8 +121,9 @@ class Api:
         # A run the caller may not even see is "not found": its existence is not leaked.
         if run is not None and (action == "get" or not await self._allowed(principal, "get", run)):
             raise RunNotFound(run.id)
-        target = f"run {run.id}" if run is not None else "runs"
-        raise HttpError(403, f"not allowed to {action} {target}")
+        if run is not None:
+            raise HttpError(403, f"not allowed to {action} run {run.id}")
+        raise HttpError(403, _REFUSED.get(action, f"not allowed to {action} runs"))
 
     async def _visible_run(self, request: Request, principal: Principal | None, action: str) -> Run:
         run = await self.rk.get(_run_id(request))
@@ -148,7 +164,12 @@ class Api:
             raise invalid(("body", "kind"), "field required", "missing")
         if not isinstance(body["kind"], str):
             raise invalid(("body", "kind"), "must be a string", "string_type")
+        execute = query_bool(request, "execute", False)
         await self._guard(principal, "create", None)
+        if execute:
+            # Queueing is its own permission: a caller allowed to create but not to execute
+            # must not get around the hook by asking for both at once.
+            await self._guard(principal, "execute", None)
         created = await self.rk.create(
             body["kind"],
             body.get("definition"),
@@ -157,6 +178,7 @@ class Api:
             parent_action_run_id=body.get("parentActionRunId"),
             action_id=body.get("actionId"),
             principal=principal,
+            execute=execute,
         )
         location = str(request.url_for("run", run_id=str(created.run.id)).path)
         if created.created:
@@ -219,6 +241,15 @@ class Api:
         return EventStreamResponse(
             self.hub.events(run.id, after), send_timeout=settings.send_timeout
         )
+
+    async def list_kinds(self, request: Request, principal: Principal | None) -> Response:
+        await self._guard(principal, "kinds", None)
+        return JSONResponse(kinds_to_wire(self.rk))
+
+    async def list_workers(self, request: Request, principal: Principal | None) -> Response:
+        await self._guard(principal, "workers", None)
+        workers = sorted(await self.rk.workers(), key=lambda w: (w.started_at, w.id))
+        return JSONResponse({"workers": [worker_to_wire(w) for w in workers]})
 
 
 def _run_id(request: Request) -> UUID:

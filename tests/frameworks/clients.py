@@ -49,6 +49,10 @@ class FrameworkClient(abc.ABC):
         """A path of the Action Runs API as the host serves it."""
         return f"{self.prefix}/api/v1/action-runs{suffix}"
 
+    def v1(self, suffix: str) -> str:
+        """Another path of the API (``/kinds``, ``/workers``) as the host serves it."""
+        return f"{self.prefix}/api/v1{suffix}"
+
     @asynccontextmanager
     async def running(self, *, root_path: str = "") -> AsyncIterator[FrameworkClient]:
         """The host's lifespan (startup before the first request, shutdown after the last),

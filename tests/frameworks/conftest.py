@@ -11,7 +11,7 @@ import attrs
 import pytest
 from starlette.applications import Starlette
 
-from runkit import ApprovalPolicy, Kind, Principal, Runkit
+from runkit import ApprovalPolicy, Kind, Principal, RetryPolicy, Runkit
 from runkit.storage.memory import MemoryStore
 from runkit_contrib import ApiKeys, Credentials, asgi_app
 
@@ -39,7 +39,16 @@ async def _noop(ctx: Any) -> dict[str, Any]:
 
 KINDS = [
     Kind("t_noop", _noop),
-    Kind("t_echo", _noop, EchoConfig),
+    Kind(
+        "t_echo",
+        _noop,
+        EchoConfig,
+        display_name="Echo",
+        description="Waits `seconds`.",
+        pausable=True,
+        retry=RetryPolicy(max_attempts=3, backoff_base=0.5, backoff_max=10.0, jitter=0.1),
+        example={"seconds": 2},
+    ),
     Kind(
         "t_gate",
         _noop,
@@ -99,6 +108,11 @@ def runkit_app(runkit: Runkit) -> Starlette:
         auth=[ApiKeys({"tester": API_KEY}), CookieSessions({SESSION: "cookie-user"})],
         max_body_bytes=MAX_BODY,
     )
+
+
+@pytest.fixture
+def docless_app(runkit: Runkit) -> Starlette:
+    return asgi_app(runkit, auth=ApiKeys({"tester": API_KEY}), docs=False)
 
 
 @pytest.fixture(params=CLIENTS, ids=[c.name for c in CLIENTS])

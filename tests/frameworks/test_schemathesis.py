@@ -10,7 +10,8 @@ every call, so this also shows that each host can open and close runkit again an
 Like the bare-app test, valid cases are first adjusted to the cross-field rules a schema
 cannot state (a parent run must exist, a reused idempotency key must repeat its body, a
 log cursor must belong to the run in the path); wrongly typed values are left alone, so
-negative cases stay negative."""
+negative cases stay negative. The log stream is included too: its valid cases stream a
+finished run, whose every event is checked against the document's ``itemSchema``."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from hypothesis import HealthCheck, settings
 
 from runkit import Runkit
 from runkit_contrib import ApiKeys, asgi_app
-from schemathesis_support import honour_cross_field_rules
+from schemathesis_support import finished_run, honour_cross_field_rules
 
 from .clients import CLIENTS, PREFIX, FrameworkClient
 from .conftest import API_KEY, KINDS
@@ -33,13 +34,12 @@ MAX_EXAMPLES = 25
 def _conformance_test(client_cls: type[FrameworkClient]) -> Callable[..., None]:
     runkit = Runkit("memory://", kinds=KINDS, autoload_plugins=False)
     parent = str(anyio.run(runkit.create, "t_noop").run.id)
+    finished = anyio.run(finished_run, runkit, "t_gate")
     app = asgi_app(runkit, auth=ApiKeys({"fuzzer": API_KEY}))
     host = client_cls(runkit, app).app
     schema = schemathesis.openapi.from_asgi(f"{PREFIX}/openapi.json", host)
     # NUL characters are refused by design (422; docs/http.md): valid data never has them.
     schema.config.generation.update(allow_x00=False, deterministic=True, max_examples=MAX_EXAMPLES)
-    # An SSE stream only ends when its run does; tests/http/test_http_sse.py covers it.
-    schema = schema.exclude(operation_id="stream_run_logs")
 
     @schema.parametrize()
     @settings(
@@ -50,7 +50,7 @@ def _conformance_test(client_cls: type[FrameworkClient]) -> Callable[..., None]:
     )
     def test(case: schemathesis.Case) -> None:
         assert case.path.startswith("/api/v1/"), case.path  # relative to servers' /runkit
-        honour_cross_field_rules(case, parent)
+        honour_cross_field_rules(case, parent, finished)
         response = case.call_and_validate(headers={"X-API-Key": API_KEY})
         assert f"testserver{PREFIX}/api/v1/" in str(response.request.url)  # through the host
 

@@ -6,6 +6,7 @@ page's links) carrying the prefix, and runkit opened by the host's own lifespan.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin
 from uuid import uuid4
@@ -15,7 +16,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from runkit import Lease, Run, Runkit
+from runkit import Lease, Run, Runkit, WorkerInfo
 
 from .clients import HELLO, FrameworkClient
 from .conftest import API_KEY, MAX_BODY, SESSION, TrackingStore
@@ -42,6 +43,9 @@ async def awaiting_approval(runkit: Runkit, approvers: list[str] | None = None) 
     await runkit.create("t_gate", {"approvers": approvers or []}, execute=True)
     (run,) = await runkit.claim("test-worker", 1)
     return await runkit.park(Lease(run.id, run.attempt, run.lease_token or ""), timeout=None)
+
+
+RFC3339_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z")
 
 
 def detail_locs(response: httpx.Response) -> list[list[Any]]:
@@ -109,6 +113,60 @@ async def test_openapi_and_docs_under_prefix(host: FrameworkClient) -> None:
         assert (await host.http.get(target)).status_code == 200, target
 
 
+async def test_openapi_describes_new_operations(host: FrameworkClient) -> None:
+    doc = (await host.http.get(f"{host.prefix}/openapi.json")).json()
+    paths = doc["paths"]
+    assert paths["/api/v1/kinds"]["get"]["responses"]["200"]["content"]["application/json"] == {
+        "schema": {"$ref": "#/components/schemas/KindList"}
+    }
+    assert "/api/v1/workers" in paths
+    create_params = {p["name"]: p for p in paths["/api/v1/action-runs"]["post"]["parameters"]}
+    assert create_params["execute"]["schema"]["type"] == "boolean"
+    stream = paths["/api/v1/action-runs/{run_id}/logs/stream"]["get"]["responses"]["200"]
+    events = stream["content"]["text/event-stream"]["itemSchema"]
+    assert events == {"$ref": "#/components/schemas/LogStreamEvent"}
+    schemas = doc["components"]["schemas"]
+    log_data = schemas["LogEvent"]["properties"]["data"]
+    assert log_data["contentSchema"] == {"$ref": "#/components/schemas/LogEntry"}
+    assert schemas["EndEvent"]["properties"]["event"] == {"const": "end"}
+    assert "approvals" in schemas["Run"]["required"]
+    assert schemas["Conflict"]["required"] == ["detail", "status", "allowed"]
+    definition = schemas["CreateRun.t_echo"]["properties"]["definition"]
+    assert definition["examples"] == [{"seconds": 2}]
+
+
+async def test_root_redirects_to_docs(host: FrameworkClient) -> None:
+    response = await host.http.get(f"{host.prefix}/")
+    assert response.status_code == 307
+    assert response.headers["location"] == f"{host.prefix}/docs"
+    for start in (host.prefix, f"{host.prefix}/"):  # every host adds the slash first
+        docs = await host.http.get(start, follow_redirects=True)
+        assert docs.status_code == 200, start
+        assert docs.url.path == f"{host.prefix}/docs"
+        assert docs.headers["content-type"].startswith("text/html")
+
+
+async def test_root_redirect_behind_proxy(
+    framework: type[FrameworkClient], runkit: Runkit, runkit_app: Starlette
+) -> None:
+    async with framework(runkit, runkit_app).running(root_path="/outer") as host:
+        response = await host.http.get(f"/outer{host.prefix}/")
+        assert response.status_code == 307
+        assert response.headers["location"] == f"/outer{host.prefix}/docs"
+        docs = await host.http.get(f"/outer{host.prefix}", follow_redirects=True)
+        assert docs.url.path == f"/outer{host.prefix}/docs"
+
+
+async def test_no_docs_no_root(
+    framework: type[FrameworkClient], runkit: Runkit, docless_app: Starlette
+) -> None:
+    async with framework(runkit, docless_app).running() as host:
+        for path in ("/", "/docs", "/openapi.json"):
+            response = await host.http.get(f"{host.prefix}{path}", headers=AUTH)
+            assert response.status_code == 404, path
+        assert (await host.http.get(host.api(), headers=AUTH)).status_code == 200
+
+
 async def test_trailing_slash_redirect_keeps_prefix(host: FrameworkClient) -> None:
     """Litestar appends a slash to every mounted path; the glue must undo only that one."""
     response = await host.http.get(host.api("/"), headers=AUTH)
@@ -147,6 +205,118 @@ async def test_create_and_replay(host: FrameworkClient) -> None:
     assert again.status_code == 200
     assert again.headers["idempotent-replayed"] == "true"
     assert again.json()["id"] == run["id"]
+
+
+@pytest.mark.parametrize(
+    ("value", "status"),
+    [("true", "queued"), ("1", "queued"), ("false", "pending"), ("0", "pending")],
+)
+async def test_create_with_execute_query(host: FrameworkClient, value: str, status: str) -> None:
+    response = await host.http.post(
+        host.api(), params={"execute": value}, json={"kind": "t_noop"}, headers=AUTH
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["status"] == status
+    got = await host.http.get(response.headers["location"], headers=AUTH)
+    assert got.json()["status"] == status
+
+
+@pytest.mark.parametrize("value", ["yes", "TRUE", "", "2", "true "])
+async def test_create_execute_query_422(host: FrameworkClient, value: str) -> None:
+    response = await host.http.post(
+        host.api(), params={"execute": value}, json={"kind": "t_noop"}, headers=AUTH
+    )
+    assert detail_locs(response) == [["query", "execute"]]
+    assert (await host.http.get(host.api(), headers=AUTH)).json()["total"] == 0
+
+
+async def test_list_kinds(host: FrameworkClient) -> None:
+    response = await host.http.get(host.v1("/kinds"), headers=AUTH)
+    assert response.status_code == 200, response.text
+    kinds = {k["name"]: k for k in response.json()["kinds"]}
+    assert [k["name"] for k in response.json()["kinds"]] == sorted(kinds)
+    assert {"t_noop", "t_echo", "t_gate", "approval_gate"} <= set(kinds)
+    assert kinds["t_echo"] == {
+        "name": "t_echo",
+        "displayName": "Echo",
+        "description": "Waits `seconds`.",
+        "capabilities": {
+            "pausable": True,
+            "cancellable": True,
+            "retry": {"maxAttempts": 3, "backoffBase": 0.5, "backoffMax": 10.0, "jitter": 0.1},
+        },
+        "definitionSchema": {
+            "type": "object",
+            "properties": {"seconds": {"type": "integer", "minimum": 0}},
+            "additionalProperties": False,
+            "required": ["seconds"],
+        },
+        "example": {"seconds": 2},
+    }
+    noop = kinds["t_noop"]
+    assert noop["displayName"] == "t_noop"  # no display name: the name
+    assert noop["definitionSchema"] == {"type": "object"}  # no config: any object
+    assert noop["example"] is None
+    assert noop["capabilities"]["retry"]["maxAttempts"] == 1
+    gate = kinds["approval_gate"]["definitionSchema"]
+    assert gate["properties"]["requiredApprovals"] == {
+        "type": "integer",
+        "minimum": 1,
+        "default": 1,
+    }
+
+
+async def test_list_workers(host: FrameworkClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    started = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+    seen = datetime(2025, 1, 2, 3, 5, 0, 250000, tzinfo=UTC)
+    worker = WorkerInfo("w-1", "build-7", 4242, ("t_noop", "t_echo"), 8, started, seen)
+
+    async def workers() -> list[WorkerInfo]:
+        return [worker]
+
+    monkeypatch.setattr(host.runkit, "workers", workers)
+    response = await host.http.get(host.v1("/workers"), headers=AUTH)
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "workers": [
+            {
+                "id": "w-1",
+                "host": "build-7",
+                "pid": 4242,
+                "kinds": ["t_noop", "t_echo"],
+                "concurrency": 8,
+                "startedAt": "2025-01-02T03:04:05Z",
+                "lastSeenAt": "2025-01-02T03:05:00.250000Z",
+            }
+        ]
+    }
+
+
+async def test_embedded_worker_is_listed(
+    framework: type[FrameworkClient], runkit: Runkit, runkit_app: Starlette
+) -> None:
+    async with framework(runkit, runkit_app).running() as host:
+        assert (await host.http.get(host.v1("/workers"), headers=AUTH)).json() == {"workers": []}
+    async with framework(runkit, runkit_app, workers=2).running() as host:
+        with anyio.fail_after(10):
+            while True:
+                listed = (await host.http.get(host.v1("/workers"), headers=AUTH)).json()
+                if listed["workers"]:
+                    break
+                await anyio.sleep(0.02)
+        (worker,) = listed["workers"]
+        assert worker["concurrency"] == 2
+        assert set(worker["kinds"]) >= {"t_noop", "t_echo", "t_gate"}
+        assert RFC3339_UTC.fullmatch(worker["startedAt"]), worker
+        assert RFC3339_UTC.fullmatch(worker["lastSeenAt"]), worker
+        assert isinstance(worker["pid"], int) and worker["host"] and worker["id"]
+
+
+@pytest.mark.parametrize("path", ["/kinds", "/workers"])
+async def test_listings_need_credentials(host: FrameworkClient, path: str) -> None:
+    response = await host.http.get(host.v1(path))
+    assert response.status_code == 401
+    assert (await host.http.get(host.v1(path), headers=COOKIE)).status_code == 200
 
 
 async def test_get_and_list_with_filters(host: FrameworkClient) -> None:
@@ -204,6 +374,9 @@ async def test_approve(host: FrameworkClient, runkit: Runkit) -> None:
     response = await post(host, str(run.id), "approve")
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "succeeded"
+    (approval,) = response.json()["approvals"]
+    assert approval["by"] == "tester" and approval["decision"] == "approve"
+    assert approval["reason"] is None
 
 
 async def test_reject_with_reason(host: FrameworkClient, runkit: Runkit) -> None:
@@ -211,6 +384,18 @@ async def test_reject_with_reason(host: FrameworkClient, runkit: Runkit) -> None
     response = await post(host, str(run.id), "reject", json={"reason": "not today"})
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "rejected"
+    got = (await host.http.get(host.api(f"/{run.id}"), headers=AUTH)).json()
+    (approval,) = got["approvals"]
+    assert set(approval) == {"by", "decision", "reason", "at"}
+    assert (approval["by"], approval["decision"]) == ("tester", "reject")
+    assert approval["reason"] == "not today"
+    assert RFC3339_UTC.fullmatch(approval["at"]), approval
+    listed = (await host.http.get(host.api(), headers=AUTH)).json()["runs"]
+    assert [r["approvals"] for r in listed] == [got["approvals"]]
+
+
+async def test_new_run_has_no_approvals(host: FrameworkClient) -> None:
+    assert (await create(host, {"kind": "t_noop"}))["approvals"] == []
 
 
 async def test_approver_not_listed_is_refused(host: FrameworkClient, runkit: Runkit) -> None:
@@ -365,7 +550,11 @@ async def test_illegal_transition_409(host: FrameworkClient) -> None:
     run_id = (await create(host, {"kind": "t_noop"}))["id"]
     response = await post(host, run_id, "resume")
     assert response.status_code == 409
-    assert "pending" in response.json()["detail"]
+    body = response.json()
+    assert "pending" in body["detail"]
+    assert body["status"] == "pending"
+    assert isinstance(body["allowed"], list) and "execute" in body["allowed"]
+    assert "resume" not in body["allowed"]
 
 
 async def test_body_over_limit_413(host: FrameworkClient) -> None:

@@ -148,3 +148,29 @@ async def test_api_keys_store_hashes_only() -> None:
     assert "k1" not in repr(Credentials(bearer="k1"))
     with pytest.raises(ValueError):
         ApiKeys.from_hashes({"x": "not-a-hash"})
+
+
+async def test_authorize_hook_for_listings_and_create_with_execute(runkit: Runkit) -> None:
+    allowed: set[str] = {"create"}
+    calls: list[tuple[str, Run | None]] = []
+
+    def authorize(principal: Principal | None, action: str, run: Run | None) -> bool:
+        calls.append((action, run))
+        return action in allowed
+
+    app = asgi_app(runkit, auth=ApiKeys({"bot": API_KEY}), authorize=authorize)
+    async with client_for(app) as c:
+        h = {"X-API-Key": API_KEY}
+        for path, action in [("/api/v1/kinds", "kinds"), ("/api/v1/workers", "workers")]:
+            r = await c.get(path, headers=h)
+            assert r.status_code == 403 and r.json() == {"detail": f"not allowed to list {action}"}
+            assert calls[-1] == (action, None)
+            allowed.add(action)
+            assert (await c.get(path, headers=h)).status_code == 200
+        # Allowed to create but not to execute: no way around it through ?execute=true.
+        r = await c.post(f"{BASE}?execute=true", json={"kind": "free"}, headers=h)
+        assert r.status_code == 403 and calls[-2:] == [("create", None), ("execute", None)]
+        assert (await runkit.list()).total == 0
+        allowed.add("execute")
+        r = await c.post(f"{BASE}?execute=true", json={"kind": "free"}, headers=h)
+        assert r.status_code == 201 and r.json()["status"] == "queued"

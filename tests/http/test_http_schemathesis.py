@@ -1,7 +1,8 @@
 """schemathesis 4 against the app's own /openapi.json: every default check (server errors,
 status codes, content types, response schemas, positive and negative data, ignored auth),
-fixed seed, modest example counts. The SSE operation is left to test_http_sse.py: an ASGI
-test transport collects a whole body, and a live stream only ends when its run does.
+fixed seed, modest example counts. The log stream is included: its valid cases stream a
+run that has finished (a live stream only ends when its run does), and schemathesis checks
+each event against the document's ``itemSchema``.
 
 A schema cannot say that a parent run must exist, that an idempotency key reused with a
 different body conflicts, or that a cursor must belong to the run in the path; each valid
@@ -17,17 +18,17 @@ from hypothesis import HealthCheck, settings
 
 from runkit import Runkit
 from runkit_contrib import ApiKeys, asgi_app
-from schemathesis_support import honour_cross_field_rules
+from schemathesis_support import finished_run, honour_cross_field_rules
 
 runkit = Runkit("memory://", kinds=KINDS, autoload_plugins=False)
 anyio.run(runkit.__aenter__)  # the memory store needs no closing
 PARENT = anyio.run(runkit.create, "free").run
+FINISHED = anyio.run(finished_run, runkit, "gate")
 app = asgi_app(runkit, auth=ApiKeys({"fuzzer": API_KEY}))
 
 schema = schemathesis.openapi.from_asgi("/openapi.json", app)
 # NUL characters are refused by design (422; docs/http.md), so valid data never has them.
 schema.config.generation.update(allow_x00=False, deterministic=True, max_examples=30)
-schema = schema.exclude(operation_id="stream_run_logs")
 
 
 @schema.parametrize()
@@ -38,5 +39,5 @@ schema = schema.exclude(operation_id="stream_run_logs")
     suppress_health_check=list(HealthCheck),
 )
 def test_api_conforms(case: schemathesis.Case) -> None:
-    honour_cross_field_rules(case, str(PARENT.id))
+    honour_cross_field_rules(case, str(PARENT.id), FINISHED)
     case.call_and_validate(headers={"X-API-Key": API_KEY})

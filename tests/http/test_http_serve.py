@@ -1,67 +1,233 @@
 """``runkit serve``: first start creates the database and a key (printed once, hashed at
-rest); the API answers with that key and refuses without it."""
+rest in the key store beside the database); the banner says where the API, the docs and
+the key store are; a later start says a key exists and how to make another
+(``runkit keys create``); the API answers with those keys and refuses without them."""
 
 from __future__ import annotations
 
-import io
 import os
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
+from runkit import ConfigurationError
 from runkit_contrib._auth import hash_key
-from runkit_contrib._serve import key_file_for, load_api_keys
+from runkit_contrib._serve import (
+    KeySetup,
+    banner,
+    create_key,
+    key_file_for,
+    load_api_keys,
+    read_key_file,
+)
+
+CLI = [sys.executable, "-m", "runkit_contrib._cli"]
 
 
-def test_key_file_holds_hashes_only(tmp_path: Path) -> None:
-    out = io.StringIO()
-    key_file = tmp_path / "runkit-api-keys"
-    load_api_keys(key_file, {}, out)
-    key = next(w for w in out.getvalue().split() if w.startswith("rk_"))
-    assert key not in key_file.read_text() and hash_key(key) in key_file.read_text()
-    assert oct(key_file.stat().st_mode & 0o777) == "0o600"
-    again = io.StringIO()
-    assert len(load_api_keys(key_file, {}, again)) == 1 and again.getvalue() == ""
-    assert len(load_api_keys(key_file, {"RUNKIT_API_KEYS": "a, b,"}, again)) == 2
-    assert key_file_for("sqlite:///x/y.db") == Path("x").resolve() / "runkit-api-keys"
+# ------------------------------------------------------------------ where the store lives --
+def test_key_store_beside_a_sqlite_file(tmp_path: Path) -> None:
+    db = tmp_path / "data" / "runs.db"
+    assert key_file_for(f"sqlite:///{db}", {}) == tmp_path / "data" / "runs.db.api-keys"
+    relative = key_file_for("sqlite:///runkit.db", {})
+    assert relative == Path.cwd().resolve() / "runkit.db.api-keys"
 
 
-@pytest.mark.timeout(60)
-def test_serve_starts_and_authenticates(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("url", "name"),
+    [
+        (
+            "postgresql+psycopg://ann:s3cret@db.internal:6543/runs",
+            "postgresql-db.internal-6543-runs",
+        ),
+        ("postgresql://ann:s3cret@db.internal/runs", "postgresql-db.internal-5432-runs"),
+        ("postgresql:///runs?host=/var/run/postgresql", "postgresql-_var_run_postgresql-5432-runs"),
+        ("memory://", "memory"),
+        ("sqlite://", "sqlite-memory"),
+        ("sqlite:///:memory:", "sqlite-memory"),
+    ],
+)
+def test_key_store_of_other_databases_in_config_dir(tmp_path: Path, url: str, name: str) -> None:
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+    path = key_file_for(url, env)
+    assert path == tmp_path / "xdg" / "runkit" / f"{name}.api-keys"
+    assert "s3cret" not in str(path) and "ann" not in path.name
+    # No XDG_CONFIG_HOME (or a relative one, which the XDG spec says to ignore): ~/.config.
+    home = {"HOME": str(tmp_path / "home")}
+    expected = tmp_path / "home" / ".config" / "runkit" / f"{name}.api-keys"
+    assert key_file_for(url, home) == expected
+    assert key_file_for(url, {**home, "XDG_CONFIG_HOME": "relative/dir"}) == expected
+
+
+def test_key_file_variable_overrides(tmp_path: Path) -> None:
+    env = {"RUNKIT_KEY_FILE": str(tmp_path / "k"), "XDG_CONFIG_HOME": str(tmp_path)}
+    assert key_file_for("sqlite:///x.db", env) == tmp_path / "k"
+    assert key_file_for("postgresql://h/db", env) == tmp_path / "k"
+
+
+# ------------------------------------------------------------------ the store itself -------
+def test_first_start_generates_once_and_keeps_hashes_only(tmp_path: Path) -> None:
+    store = tmp_path / "nested" / "runkit.db.api-keys"
+    first = load_api_keys(store, {})
+    key = first.generated
+    assert key is not None and key.startswith("rk_") and len(first.keys) == 1
+    text = store.read_text()
+    assert key not in text and hash_key(key) in text
+    assert oct(store.stat().st_mode & 0o777) == "0o600"
+    again = load_api_keys(store, {})
+    assert again.generated is None and len(again.keys) == 1
+    from_env = load_api_keys(store, {"RUNKIT_API_KEYS": "a, b,"})
+    assert from_env.from_env and len(from_env.keys) == 2 and from_env.generated is None
+
+
+def test_create_key_appends(tmp_path: Path) -> None:
+    store = tmp_path / "runkit.db.api-keys"
+    name, key = create_key(store, "deploy-bot")
+    assert name == "deploy-bot" and key.startswith("rk_")
+    other_name, other = create_key(store)
+    assert other_name == f"key-{hash_key(other)[:12]}"
+    assert read_key_file(store) == {"deploy-bot": hash_key(key), other_name: hash_key(other)}
+    assert key not in store.read_text() and other not in store.read_text()
+    assert oct(store.stat().st_mode & 0o777) == "0o600"
+    with pytest.raises(ConfigurationError, match="already"):
+        create_key(store, "deploy-bot")
+    with pytest.raises(ConfigurationError, match="invalid key name"):
+        create_key(store, "two words")
+    assert len(load_api_keys(store, {}).keys) == 2
+
+
+def test_malformed_store_names_the_line(tmp_path: Path) -> None:
+    store = tmp_path / "keys"
+    store.write_text("# comment\nok " + "a" * 64 + "\nbroken\n")
+    with pytest.raises(ConfigurationError, match=r"keys:3"):
+        read_key_file(store)
+
+
+# ------------------------------------------------------------------ the banner -------------
+def test_banner_says_where_everything_is(tmp_path: Path) -> None:
+    store = tmp_path / "runkit.db.api-keys"
+    first = load_api_keys(store, {})
+    text = banner(host="0.0.0.0", port=8123, database="sqlite:///runkit.db", setup=first)
+    assert "http://127.0.0.1:8123/api/v1" in text
+    assert "http://127.0.0.1:8123/docs" in text
+    assert str(store) in text
+    assert first.generated is not None and first.generated in text
+
+    later = banner(
+        host="127.0.0.1",
+        port=8000,
+        database="postgresql://ann:s3cret@db/runs",
+        setup=load_api_keys(store, {}),
+    )
+    assert "rk_" not in later and "s3cret" not in later
+    assert str(store) in later and "runkit keys create" in later
+
+    env = KeySetup(load_api_keys(store, {"RUNKIT_API_KEYS": "k"}).keys, store, from_env=True)
+    assert "RUNKIT_API_KEYS" in banner(host="::", port=1, database="memory://", setup=env)
+
+
+# ------------------------------------------------------------------ the real thing ---------
+def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if k != "RUNKIT_API_KEYS"}
+        port: int = s.getsockname()[1]
+    return port
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNKIT_")}
     env["RUNKIT_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-    cmd = [sys.executable, "-m", "runkit_contrib._cli", "serve", "--port", str(port)]
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "xdg")  # never the developer's own
+    return env
+
+
+@contextmanager
+def serving(tmp_path: Path, port: int) -> Iterator[list[str]]:
+    """``runkit serve`` in ``tmp_path`` until its API answers; yields its banner lines."""
+    cmd = [*CLI, "serve", "--port", str(port), "--workers", "0"]
     proc = subprocess.Popen(
-        cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        cmd,
+        cwd=tmp_path,
+        env=_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         assert proc.stdout is not None
-        key = ""
+        lines: list[str] = []
         deadline = time.monotonic() + 30
-        while not key and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            key = line.strip() if line.strip().startswith("rk_") else ""
-        assert key, "no key printed"
-        base = f"http://127.0.0.1:{port}/api/v1/action-runs"
         while time.monotonic() < deadline:
-            try:
-                r = httpx.get(base, headers={"X-API-Key": key})
+            line = proc.stdout.readline()
+            assert line, "serve exited:\n" + "".join(lines)
+            lines.append(line)
+            if "Uvicorn running" in line or "Application startup complete" in line:
                 break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        assert r.status_code == 200, r.text
-        assert httpx.get(base).status_code == 401
-        assert (tmp_path / "runkit.db").exists()
+        yield lines
     finally:
         proc.terminate()
         proc.wait(10)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def _printed_key(lines: list[str]) -> str | None:
+    keys = [line.strip() for line in lines if line.strip().startswith("rk_")]
+    assert len(keys) <= 1, keys
+    return keys[0] if keys else None
+
+
+@pytest.mark.timeout(120)
+def test_serve_starts_and_authenticates(tmp_path: Path) -> None:
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    store = tmp_path / "runkit.db.api-keys"
+    with serving(tmp_path, port) as lines:
+        text = "".join(lines)
+        assert f"{base}/api/v1" in text and f"{base}/docs" in text and str(store) in text
+        key = _printed_key(lines)
+        assert key, text
+        runs = f"{base}/api/v1/action-runs"
+        assert httpx.get(runs, headers={"X-API-Key": key}).status_code == 200
+        assert httpx.get(runs).status_code == 401
+        home = httpx.get(base + "/")
+        assert home.status_code == 307 and home.headers["location"] == "/docs"
+        assert httpx.get(f"{base}/docs").status_code == 200
+    assert (tmp_path / "runkit.db").exists()
+    assert read_key_file(store) == {"default": hash_key(key)}
+    assert not (tmp_path / "runkit-api-keys").exists()  # nothing loose in the directory
+
+    created = subprocess.run(
+        [*CLI, "keys", "create", "--name", "ci"],
+        cwd=tmp_path,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    second = _printed_key(created.stdout.splitlines())
+    assert second and second != key and str(store) in created.stdout
+    assert set(read_key_file(store)) == {"default", "ci"}
+
+    with serving(tmp_path, port) as lines:
+        text = "".join(lines)
+        assert _printed_key(lines) is None, text  # a key is shown once, when it is made
+        assert str(store) in text and "runkit keys create" in text
+        for each in (key, second):
+            response = httpx.get(f"{base}/api/v1/kinds", headers={"X-API-Key": each})
+            assert response.status_code == 200
+
+    again = subprocess.run(
+        [*CLI, "keys", "create", "--name", "ci"],
+        cwd=tmp_path,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+    )
+    assert again.returncode == 1 and "already" in again.stderr and "rk_" not in again.stdout

@@ -19,7 +19,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
-from starlette.routing import Mount
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Mount, Route
 from starlette.types import ASGIApp
 
 from runkit import Runkit
@@ -55,8 +57,15 @@ def make_django_asgi(
             async with runkit_lifespan(opened, workers=workers):
                 yield
 
+    async def add_slash(request: Request) -> Response:
+        url = request.url
+        return RedirectResponse(str(url.replace(path=url.path + "/")), status_code=307)
+
     return Starlette(
         routes=[
+            # The bare prefix is runkit's, not Django's: to "<prefix>/" (which sends people
+            # on to the docs), as a Starlette or FastAPI host does by itself.
+            Route(mount_at, add_slash),
             Mount(mount_at, app=runkit_app),
             # Mount("/") matches every path, so the outer router never answers 404 or a
             # trailing-slash redirect itself: Django's URLconf and APPEND_SLASH stay in charge.
