@@ -6,6 +6,7 @@
     runkit db upgrade|check|sql [--database URL]       schema migrations (runkit._db_cli)
     runkit demo                                        a few runs, executed in-process
     runkit serve ...                                   when the HTTP extra is installed
+    runkit keys create [--name N]                      add an API key to serve's key store
 
 ``--database`` defaults to ``$RUNKIT_DATABASE_URL``, else ``sqlite:///runkit.db``.
 Exit codes: 0 ok, 1 error, 2 usage.
@@ -52,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--database", default="sqlite:///runkit-demo.db", help="default: %(default)s")
     demo.set_defaults(handler=_demo)
 
-    # --- hook for the HTTP package: it adds `runkit serve` when installed --------------
+    # --- hook for the HTTP package: it adds `serve` and `keys` when installed -----------
     try:
         contrib_cli: Any = importlib.import_module("runkit_contrib._cli")
     except ImportError:
