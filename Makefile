@@ -2,31 +2,44 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# Two installs into one venv, each with its own marker: running the product (serve, worker,
+# demo) needs only RUNTIME_EXTRAS, so a first `make serve` does not wait for the test and
+# framework tools; developing (test, lint, bench) needs EXTRAS, a superset, and a later
+# `make test` installs the rest. Serving PostgreSQL needs RUNTIME_EXTRAS=http,postgres.
+RUNTIME_EXTRAS ?= http
 EXTRAS ?= postgres,http,test,frameworks
 
-.PHONY: venv demo serve worker test lint typecheck pytest bench bench-smoke clean
+.PHONY: venv runtime demo serve worker test lint typecheck pytest bench bench-smoke clean
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[$(EXTRAS)]'
+
+$(BIN)/.installed-runtime: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[$(RUNTIME_EXTRAS)]'
 	touch $@
 
-venv: $(BIN)/.installed
+# Also marks the runtime install done: EXTRAS include RUNTIME_EXTRAS, so a `make serve`
+# after `make test` has nothing to install.
+$(BIN)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[$(EXTRAS)]'
+	touch $@ $(BIN)/.installed-runtime
+
+runtime: $(BIN)/.installed-runtime
+venv: $(BIN)/.installed-dev
 
 # The product on its embedded default: the API, its docs page and 4 embedded workers on a
 # SQLite file (runkit.db) in the working directory. HOST, PORT and WORKERS override.
 HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 4
-serve: venv
+serve: runtime
 	RUNKIT_ENABLE_TEST_KINDS=$${RUNKIT_ENABLE_TEST_KINDS-1} $(BIN)/runkit serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
 # An in-process demo: creates runs, executes them with an embedded worker, prints logs.
-demo: venv
+demo: runtime
 	$(BIN)/runkit demo
 
-worker: venv
+worker: runtime
 	$(BIN)/runkit worker
 
 lint: venv

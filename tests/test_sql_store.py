@@ -527,3 +527,18 @@ def test_stored_logs_agrees_with_materialize() -> None:
     expected = materialize(run, entries, 4, T0)
     assert got == expected
     assert rows == log_values(7, expected)
+
+
+def test_a_postgresql_url_without_its_driver_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib.util
+
+    from runkit import ConfigurationError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "psycopg" else real(name, *a)
+    )
+    with pytest.raises(ConfigurationError, match=r"runkit\[postgres\]"):
+        SqlStore("postgresql+psycopg://u@127.0.0.1/db")

@@ -13,6 +13,7 @@ handler sleeps and polls, a Python lock hands over at once.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import threading
 from collections.abc import Iterator
@@ -76,6 +77,11 @@ def build_engine(
     if backend == "postgresql":
         if u.get_driver_name() != "psycopg":
             raise ConfigurationError(f"runkit's PostgreSQL store uses psycopg 3: {u!r}")
+        if importlib.util.find_spec("psycopg") is None:
+            raise ConfigurationError(
+                "PostgreSQL needs its driver, which is not installed: "
+                "pip install 'runkit[postgres]' (or make serve RUNTIME_EXTRAS=http,postgres)"
+            )
         pg_args: dict[str, Any] = {}
         if "connect_timeout" not in u.query:
             pg_args["connect_timeout"] = 10
