@@ -192,7 +192,7 @@ class Appender:
 
     async def _floor_write(self, entries: list[Any]) -> list[int]:
         from runkit import LogEntry
-        from runkit._wire import log_to_wire
+        from runkit_contrib._wire import log_to_wire
 
         from .sse import FLOOR_RUN
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from runkit.storage._schema import metadata
+from runkit.storage.sql.schema import metadata
 
 KIND = "bench_noop"
 LINES = ("line 1", "line 2")

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 import runkit
-from runkit.storage.sql import SqlStore
+from runkit.storage.sql.store import SqlStore
 
 KIND = "bench_noop"
 LINES = ("line 1", "line 2")

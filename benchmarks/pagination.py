@@ -35,7 +35,7 @@ _RUN_COLUMNS_EXCEPT = ("seq", "id", "idempotency_scope")
 
 
 def _seed_sql(dialect: str, template_seq: int, runs: int, lines: int) -> list[str]:
-    from runkit.storage._schema import runs as runs_table
+    from runkit.storage.sql.schema import runs as runs_table
 
     cols = [c.name for c in runs_table.c if c.name not in _RUN_COLUMNS_EXCEPT]
     col_list = ", ".join(cols)

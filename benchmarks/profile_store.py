@@ -28,7 +28,7 @@ import sqlalchemy as sa
 
 from runkit import Lease, NewLogEntry, Run, Status
 from runkit.storage.base import Update, fence_expect, status_entry
-from runkit.storage.sql import SqlStore
+from runkit.storage.sql.store import SqlStore
 
 from ._runkit import count_statements
 

@@ -1,13 +1,13 @@
 """Regenerate the parts of docs/ drawn from code: ``python docs/generate.py``.
 
-- state-machine.md: the transition table and diagram, from ``runkit._states``;
+- state-machine.md: the transition table and diagram, from ``runkit.domain.states``;
 - http-reference.md: the HTTP reference, from the OpenAPI document of a server with
   runkit's default kinds (the environment does not change it: no plugins, no test kinds).
 """
 
 from pathlib import Path
 
-from runkit._states import render_docs
+from runkit.domain.states import render_docs
 from runkit_contrib._reference import reference_document, render_reference
 
 docs = Path(__file__).parent

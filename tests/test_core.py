@@ -33,9 +33,15 @@ from runkit import (
     SyncRunkit,
     ValidationError,
 )
-from runkit._states import CLIENT_ACTIONS, TRANSITIONS, allowed_actions, markdown_table, mermaid
-from runkit._wire import public_part, run_from_wire, run_to_wire
+from runkit.domain.states import (
+    CLIENT_ACTIONS,
+    TRANSITIONS,
+    allowed_actions,
+    markdown_table,
+    mermaid,
+)
 from runkit.testing import runs
+from runkit_contrib._wire import public_part, run_from_wire, run_to_wire
 
 pytestmark = pytest.mark.anyio
 

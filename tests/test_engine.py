@@ -20,7 +20,7 @@ import runkit
 from run_support import wait_status
 from runkit import IllegalTransition, Kind, NotAllowed, Principal, Runkit, Settings, Status
 from runkit.__main__ import build_parser, main
-from runkit._kinds import RetryPolicy
+from runkit.domain.kind import RetryPolicy
 from runkit.engine import Fatal, RunContext, Worker, embedded_workers
 from runkit.engine._executors import backoff
 

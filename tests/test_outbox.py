@@ -18,7 +18,7 @@ from runkit import (
     SyncRunkit,
     ValidationError,
 )
-from runkit.storage.sql import SqlStore
+from runkit.storage.sql.store import SqlStore
 
 
 @attrs.frozen

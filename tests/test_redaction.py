@@ -10,7 +10,7 @@ import pytest
 
 from run_support import wait_status
 from runkit import Kind, NewLogEntry, Runkit, Status
-from runkit._redact import MAX_MESSAGE_CHARS, clean
+from runkit.domain.redact import MAX_MESSAGE_CHARS, clean
 from runkit.engine import RunContext, embedded_workers
 
 pytestmark = pytest.mark.anyio

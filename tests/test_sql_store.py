@@ -26,14 +26,14 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import event
 from sqlalchemy.pool import NullPool
 
-from runkit._db_cli import db_check, db_sql, db_upgrade
-from runkit._errors import StorageUnavailable
-from runkit._models import Expect, Lease, NewLogEntry, Run, RunQuery
-from runkit._states import LEASED, Status
-from runkit.storage import migrate
-from runkit.storage._schema import VERSION_TABLE, metadata
+from runkit.domain.errors import StorageUnavailable
+from runkit.domain.models import Expect, Lease, NewLogEntry, Run, RunQuery
+from runkit.domain.states import LEASED, Status
+from runkit.storage.sql import migrate
 from runkit.storage.memory import MemoryStore
-from runkit.storage.sql import SqlStore
+from runkit.storage.sql.cli import db_check, db_sql, db_upgrade
+from runkit.storage.sql.schema import VERSION_TABLE, metadata
+from runkit.storage.sql.store import SqlStore
 
 pytestmark = pytest.mark.anyio
 
@@ -133,7 +133,7 @@ def test_concurrent_upgrades_on_sqlite_apply_once(sqlite_url: str) -> None:
     code = """
         import anyio, logging, sys
         logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")
-        from runkit.storage.sql import SqlStore
+        from runkit.storage.sql.store import SqlStore
 
         async def main():
             async with SqlStore(sys.argv[1], create_schema=True):
@@ -292,7 +292,7 @@ def test_sqlite_claims_across_processes_never_share_a_run(sqlite_url: str) -> No
     code = """
         import anyio, json, sys
         from datetime import UTC, datetime, timedelta
-        from runkit.storage.sql import SqlStore
+        from runkit.storage.sql.store import SqlStore
 
         async def main():
             got = []
@@ -513,8 +513,8 @@ def test_store_runs_under_trio(sqlite_url: str) -> None:
 def test_stored_logs_agrees_with_materialize() -> None:
     """The SQL store materializes appended entries from (id, seq, attempt) alone; it must
     give exactly what the shared helper gives from the whole run."""
-    from runkit.storage._sql_rows import log_values, stored_logs
     from runkit.storage.base import materialize
+    from runkit.storage.sql.rows import log_values, stored_logs
 
     run = make_run(attempt=3, seq=7, log_seq=4)
     entries = [

@@ -48,9 +48,9 @@ from runkit import (
     Settings,
     Status,
 )
-from runkit._states import LEASED, TERMINAL, TRANSITIONS, Action
+from runkit.domain.states import LEASED, TERMINAL, TRANSITIONS, Action
 from runkit.storage.memory import MemoryStore
-from runkit.storage.sql import SqlStore
+from runkit.storage.sql.store import SqlStore
 from sql_fixtures import PG_URL, _with_search_path
 
 

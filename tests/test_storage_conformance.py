@@ -8,7 +8,7 @@ import pytest
 
 from runkit.storage.base import Store
 from runkit.storage.memory import MemoryStore
-from runkit.storage.sql import SqlStore
+from runkit.storage.sql.store import SqlStore
 from runkit.testing import StoreConformance
 
 

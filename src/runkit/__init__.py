@@ -1,7 +1,7 @@
 """runkit: typed actions as durable runs, embeddable, on memory, SQLite or PostgreSQL."""
 
-from ._clock import Clock, ManualClock, SystemClock
-from ._errors import (
+from .domain.clock import Clock, ManualClock, SystemClock
+from .domain.errors import (
     ConfigurationError,
     ErrorDetail,
     IdempotencyConflict,
@@ -13,10 +13,9 @@ from ._errors import (
     StorageUnavailable,
     ValidationError,
 )
-from ._hookspecs import hookimpl
-from ._idempotency import IdempotencyPolicy
-from ._kinds import ApprovalPolicy, Kind, KindRegistry, RetryPolicy
-from ._models import (
+from .domain.idempotency import IdempotencyPolicy
+from .domain.kind import ApprovalPolicy, Kind, KindRegistry, RetryPolicy
+from .domain.models import (
     SYSTEM,
     Created,
     Expect,
@@ -31,9 +30,7 @@ from ._models import (
     UserProfile,
     WorkerInfo,
 )
-from ._service import Runkit, Settings
-from ._states import TRANSITIONS, Action, Status
-from ._sync import SyncRunkit
+from .domain.states import TRANSITIONS, Action, Status
 from .engine import (
     Fatal,
     ParkForApproval,
@@ -44,6 +41,9 @@ from .engine import (
     embedded_workers,
     run_workers,
 )
+from .plugins.hookspecs import hookimpl
+from .service.runkit import Runkit, Settings
+from .service.sync import SyncRunkit
 
 __all__ = [
     "SYSTEM",

@@ -3,7 +3,7 @@
 ::
 
     runkit worker [--database URL] [--concurrency N]   execute runs until SIGTERM/SIGINT
-    runkit db upgrade|check|sql [--database URL]       schema migrations (runkit._db_cli)
+    runkit db upgrade|check|sql [--database URL]       schema migrations (runkit.storage.sql.cli)
     runkit demo                                        a few runs, executed in-process
     runkit serve ...                                   when the HTTP extra is installed
     runkit keys create [--name N]                      add an API key to serve's key store
@@ -82,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 1
     except Exception as exc:
-        from ._errors import RunkitError
+        from .domain.errors import RunkitError
 
         if not isinstance(exc, RunkitError):
             raise
@@ -94,8 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _worker(args: argparse.Namespace) -> int:
     import anyio
 
-    from ._service import Runkit
     from .engine import Worker, run_workers
+    from .service.runkit import Runkit
 
     url = args.database or default_database()
 
@@ -131,13 +131,13 @@ def _db(args: argparse.Namespace) -> int:
     url = args.url or args.database or default_database()
     try:
         # Written alongside the SQL store; imported lazily so the CLI works without it.
-        db_cli: Any = importlib.import_module("runkit._db_cli")
+        db_cli: Any = importlib.import_module("runkit.storage.sql.cli")
     except ImportError:
         print("runkit: database commands are not available in this build", file=sys.stderr)
         return 1
     command = getattr(db_cli, f"db_{args.action}", None)
     if command is None:
-        print(f"runkit: runkit._db_cli has no {args.action!r} command", file=sys.stderr)
+        print(f"runkit: runkit.storage.sql.cli has no {args.action!r} command", file=sys.stderr)
         return 1
     result = command(url)
     return int(result) if isinstance(result, int) else 0

@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from runkit import Runkit
-from runkit._states import TERMINAL, Status  # not in runkit.__all__ yet
+from runkit.domain.states import TERMINAL, Status  # not in runkit.__all__ yet
 
 from ._kinds import definition_schema
 

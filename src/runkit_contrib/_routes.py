@@ -18,8 +18,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from runkit import Principal, Run, Runkit, RunNotFound, _inputs
-from runkit._wire import log_page_to_wire, run_page_to_wire, run_to_wire, worker_to_wire
+from runkit import Principal, Run, Runkit, RunNotFound
+from runkit.domain import inputs as _inputs
+from runkit_contrib._wire import log_page_to_wire, run_page_to_wire, run_to_wire, worker_to_wire
 
 from ._auth import AuthConfig, authenticate
 from ._body import json_object, query_bool, query_int, query_text

@@ -21,7 +21,7 @@ from uuid import UUID
 
 import attrs
 
-from runkit._kinds import camel
+from runkit.domain.kind import camel
 
 _SCALARS: dict[Any, dict[str, Any]] = {
     bool: {"type": "boolean"},

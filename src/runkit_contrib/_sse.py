@@ -30,7 +30,7 @@ from starlette.responses import StreamingResponse
 from starlette.types import Message, Receive, Scope, Send
 
 from runkit import LogEntry, Runkit, RunNotFound
-from runkit._wire import log_to_wire
+from runkit_contrib._wire import log_to_wire
 
 from ._errors import logger
 

@@ -1,8 +1,8 @@
 """The engine: workers that claim, execute and finish runs. Light to import (no drivers)."""
 
+from ..domain.signals import Fatal, ParkForApproval, Retryable
 from ._context import RunContext, SyncRunContext
 from ._embedded import embedded_workers, run_workers
-from ._errors import Fatal, ParkForApproval, Retryable
 from ._worker import Worker
 
 __all__ = [

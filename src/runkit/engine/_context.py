@@ -16,10 +16,10 @@ import anyio
 import anyio.from_thread
 import anyio.lowlevel
 
-from .._models import Lease, NewLogEntry, Run
+from ..domain.models import Lease, NewLogEntry, Run
 
 if TYPE_CHECKING:
-    from .._service import Runkit
+    from ..service.runkit import Runkit
 
 _LEVELS = frozenset({"debug", "info", "warning", "error"})
 

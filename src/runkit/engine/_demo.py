@@ -6,8 +6,8 @@ from typing import Any
 
 import anyio
 
-from .._models import Principal
-from .._service import Runkit, Settings
+from ..domain.models import Principal
+from ..service.runkit import Runkit, Settings
 from ._embedded import embedded_workers
 
 _RUNS: list[tuple[str, dict[str, Any]]] = [

@@ -16,7 +16,7 @@ from anyio.abc import TaskGroup, TaskStatus
 from ._worker import Worker
 
 if TYPE_CHECKING:
-    from .._service import Runkit
+    from ..service.runkit import Runkit
 
 
 def embedded_workers(

@@ -16,9 +16,9 @@ import anyio
 import anyio.to_thread
 import attrs
 
-from .._kinds import Kind, RetryPolicy
+from ..domain.kind import Kind, RetryPolicy
+from ..domain.signals import Fatal, ParkForApproval, Retryable
 from ._context import RunContext
-from ._errors import Fatal, ParkForApproval, Retryable
 
 
 @attrs.frozen

@@ -25,7 +25,7 @@ import anyio
 import attrs
 from anyio.abc import TaskGroup, TaskStatus
 
-from .._errors import (
+from ..domain.errors import (
     ConfigurationError,
     IllegalTransition,
     LeaseLost,
@@ -33,16 +33,16 @@ from .._errors import (
     StorageUnavailable,
     ValidationError,
 )
-from .._kinds import Kind, RetryPolicy
-from .._models import Lease, NewLogEntry, Run, WorkerInfo
-from .._states import Status
-from .._wakeups import Signal
-from .._worker_ops import Report
+from ..domain.kind import Kind, RetryPolicy
+from ..domain.models import Lease, NewLogEntry, Run, WorkerInfo
+from ..domain.states import Status
+from ..service.wakeups import Signal
+from ..service.worker_ops import Report
 from ._context import RunContext
 from ._executors import Outcome, backoff, error_body, is_retryable, run_attempt
 
 if TYPE_CHECKING:
-    from .._service import Runkit
+    from ..service.runkit import Runkit
 
 log = logging.getLogger("runkit.engine")
 

@@ -11,10 +11,10 @@ from typing import Any
 
 import attrs
 
-from .._hookspecs import hookimpl
-from .._kinds import ApprovalPolicy, Kind
+from ..domain.kind import ApprovalPolicy, Kind
+from ..domain.signals import ParkForApproval
 from ..engine._context import RunContext
-from ..engine._errors import ParkForApproval
+from ..plugins.hookspecs import hookimpl
 
 ON_TIMEOUT = ("reject", "fail", "approve")
 

@@ -10,10 +10,10 @@ from typing import Any
 import anyio
 import attrs
 
-from .._hookspecs import hookimpl
-from .._kinds import Kind, RetryPolicy
+from ..domain.kind import Kind, RetryPolicy
+from ..domain.signals import Retryable
 from ..engine._context import RunContext
-from ..engine._errors import Retryable
+from ..plugins.hookspecs import hookimpl
 
 _non_negative_int = attrs.validators.ge(0)
 _non_negative = attrs.validators.ge(0.0)

@@ -3,8 +3,8 @@ a default), three for the worker registry, and helpers every backend shares.
 
 A backend stores runs and their log entries and performs each primitive below atomically.
 It decides nothing: which transition is legal, which idempotency key wins, what a claimed run
-looks like are decided by the core (``runkit._service``, ``runkit._states``) and by the helpers
-at the bottom of this module, which every backend calls so that they agree to the letter.
+looks like are decided by the core (``runkit.domain``) and by the helpers at the bottom of
+this module, which every backend calls so that they agree to the letter.
 
 Guarantees every backend gives (the conformance suite in ``runkit.testing`` checks them):
 
@@ -35,8 +35,8 @@ from uuid import UUID
 
 import attrs
 
-from .._models import Expect, Lease, LogEntry, NewLogEntry, Run, RunQuery, WorkerInfo
-from .._states import LEASED, Action, Status, next_status
+from ..domain.models import Expect, Lease, LogEntry, NewLogEntry, Run, RunQuery, WorkerInfo
+from ..domain.states import LEASED, Action, Status, next_status
 
 #: Run fields a store may be asked to change through :meth:`Store.update`.
 MUTABLE_FIELDS = frozenset(

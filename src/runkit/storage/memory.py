@@ -14,8 +14,8 @@ from uuid import UUID
 
 import attrs
 
-from .._models import Expect, Lease, LogEntry, NewLogEntry, Run, RunQuery, WorkerInfo
-from .._states import LEASED, TERMINAL, Status
+from ..domain.models import Expect, Lease, LogEntry, NewLogEntry, Run, RunQuery, WorkerInfo
+from ..domain.states import LEASED, TERMINAL, Status
 from .base import Store, check_changes, claimed, fence_expect, materialize, pick_claimable
 
 

@@ -2,7 +2,7 @@
 controllable clock, hypothesis strategies. Importing this module needs pytest and
 hypothesis (the ``test`` extra)."""
 
-from .._clock import ManualClock
+from ..domain.clock import ManualClock
 from ._conformance import StoreConformance, make_run
 from ._strategies import json_objects, json_values, runs
 

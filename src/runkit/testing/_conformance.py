@@ -24,8 +24,8 @@ import anyio
 import attrs
 import pytest
 
-from .._models import Expect, Lease, NewLogEntry, Run, RunQuery, WorkerInfo
-from .._states import LEASED, Status
+from ..domain.models import Expect, Lease, NewLogEntry, Run, RunQuery, WorkerInfo
+from ..domain.states import LEASED, Status
 from ..storage.base import Store, Update, status_entry
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)

@@ -7,8 +7,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from .._models import Run
-from .._states import Status
+from ..domain.models import Run
+from ..domain.states import Status
 
 _text = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=20)
 

@@ -38,12 +38,13 @@ from sqlalchemy import exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from .._errors import StorageUnavailable
-from .._models import Expect, Lease, LogEntry, NewLogEntry, Run, RunQuery, WorkerInfo
-from .._states import LEASED, TERMINAL, Status
-from . import _sql_claim, _sql_workers
-from ._schema import logs, runs
-from ._sql_engine import (
+from ...domain.errors import StorageUnavailable
+from ...domain.models import Expect, Lease, LogEntry, NewLogEntry, Run, RunQuery, WorkerInfo
+from ...domain.states import LEASED, TERMINAL, Status
+from ..base import Store, Update, check_changes, fence_expect
+from . import claim as _claim
+from . import workers as _workers
+from .engine import (
     Synchronous,
     Transactions,
     build_engine,
@@ -52,12 +53,12 @@ from ._sql_engine import (
     translate,
     violates,
 )
-from ._sql_rows import change_values, row_to_run, rows_to_run_logs, run_values, stored_logs
-from ._sql_watch import DataVersionWatcher
-from .base import Store, Update, check_changes, fence_expect
+from .rows import change_values, row_to_run, rows_to_run_logs, run_values, stored_logs
+from .schema import logs, runs
+from .watch import DataVersionWatcher
 
 if TYPE_CHECKING:
-    from ._sql_notify import PgListener
+    from .notify import PgListener
 
 __all__ = ["SqlStore"]
 
@@ -525,7 +526,7 @@ class SqlStore(Store):
         kinds: Collection[str] | None,
     ) -> builtins.list[Run]:
         with self._tx.write() as conn:
-            return _sql_claim.claim(conn, worker_id, limit, now=now, lease=lease, kinds=kinds)
+            return _claim.claim(conn, worker_id, limit, now=now, lease=lease, kinds=kinds)
 
     async def heartbeat(
         self, leases: Sequence[Lease], *, now: datetime, lease: timedelta
@@ -654,7 +655,7 @@ class SqlStore(Store):
             return builtins.set()
         import psycopg
 
-        from ._sql_notify import PgListener  # psycopg is needed on PostgreSQL only
+        from .notify import PgListener  # psycopg is needed on PostgreSQL only
 
         if self._listener is None:
             self._listener = PgListener(self._listen_connection)
@@ -686,21 +687,21 @@ class SqlStore(Store):
         fairy.detach()
         return fairy.dbapi_connection
 
-    # -- the worker registry (``_sql_workers``) ----------------------------------------------
+    # -- the worker registry (``_workers``) ----------------------------------------------
     async def save_worker(self, worker: WorkerInfo) -> None:
-        await self._call(functools.partial(self._in_write, _sql_workers.save, worker))
+        await self._call(functools.partial(self._in_write, _workers.save, worker))
 
     async def delete_workers(
         self, *, ids: Collection[str] = (), seen_before: datetime | None = None
     ) -> int:
         return await self._call(
-            functools.partial(self._in_write, _sql_workers.delete, ids, seen_before)
+            functools.partial(self._in_write, _workers.delete, ids, seen_before)
         )
 
     async def list_workers(self, *, seen_since: datetime) -> builtins.list[WorkerInfo]:
         def read() -> builtins.list[WorkerInfo]:
             with self._tx.read() as conn:
-                return _sql_workers.list_live(conn, seen_since)
+                return _workers.list_live(conn, seen_since)
 
         return await self._call(read)
 

@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from .._models import WorkerInfo
-from ._schema import workers
+from ...domain.models import WorkerInfo
+from .schema import workers
 
 _COLUMNS = ("host", "pid", "kinds", "concurrency", "started_at", "last_seen_at")
 _LIST = (

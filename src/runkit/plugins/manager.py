@@ -8,9 +8,9 @@ from typing import Any
 
 import pluggy
 
-from . import _hookspecs
-from ._errors import ConfigurationError
-from ._kinds import Kind, KindRegistry
+from ..domain.errors import ConfigurationError
+from ..domain.kind import Kind, KindRegistry
+from . import hookspecs as _hookspecs
 
 ENTRY_POINT_GROUP = "runkit"
 DISABLE_AUTOLOAD_ENV = "RUNKIT_DISABLE_PLUGIN_AUTOLOAD"
@@ -56,8 +56,8 @@ def _plugin_name(plugin: object) -> str:
 
 def _builtin_plugins() -> list[object]:
     """The built-in storage backends and kinds, as plugins like any other."""
-    from .kinds import builtin_plugins
-    from .storage import _builtin as builtin_storage
+    from ..kinds import builtin_plugins
+    from ..storage import builtin as builtin_storage
 
     return [builtin_storage, *builtin_plugins()]
 

@@ -17,9 +17,9 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
-from ._kinds import camel
-from ._models import LogEntry, LogPage, Run, RunPage, UserProfile, WorkerInfo
-from ._states import Status
+from runkit.domain.kind import camel
+from runkit.domain.models import LogEntry, LogPage, Run, RunPage, UserProfile, WorkerInfo
+from runkit.domain.states import Status
 
 #: Run fields that appear on the wire, in the spec's order of mention.
 PUBLIC_RUN_FIELDS = (

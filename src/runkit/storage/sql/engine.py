@@ -25,7 +25,7 @@ from sqlalchemy import event, exc
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.pool import StaticPool
 
-from .._errors import ConfigurationError, StorageUnavailable
+from ...domain.errors import ConfigurationError, StorageUnavailable
 
 Synchronous = Literal["NORMAL", "FULL"]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from datetime import datetime
 
-from ._kinds import Kind
-from ._models import Run
-from ._states import Status
+from .kind import Kind
+from .models import Run
+from .states import Status
 
 
 def _first_line(error: Mapping[str, object] | None) -> str:

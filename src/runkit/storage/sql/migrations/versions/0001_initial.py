@@ -17,7 +17,7 @@ down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# Frozen copies of the types in runkit.storage._schema: a migration must not change when
+# Frozen copies of the types in runkit.storage.sql.schema: a migration must not change when
 # the model module does. UTCDateTime is stored as its impl, DateTime(timezone=True).
 BigSeq = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 Timestamp = sa.DateTime(timezone=True)

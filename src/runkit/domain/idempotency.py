@@ -10,7 +10,7 @@ from uuid import UUID
 
 import attrs
 
-from ._models import Principal
+from .models import Principal
 
 Scope = Literal["global", "principal", "kind"]
 

@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING
 
 import pluggy
 
-from ._errors import ConfigurationError
-from ._plugins import collect_storage
+from ..domain.errors import ConfigurationError
+from ..plugins.manager import collect_storage
 
 if TYPE_CHECKING:
-    from .storage.base import Store
+    from .base import Store
 
 
 def open_store(url: str, pm: pluggy.PluginManager) -> Store:

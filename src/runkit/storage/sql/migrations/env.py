@@ -1,6 +1,6 @@
 """Alembic environment of runkit's schema.
 
-Driven by :mod:`runkit.storage.migrate`, which hands over an open connection (in
+Driven by :mod:`runkit.storage.sql.migrate`, which hands over an open connection (in
 ``config.attributes["connection"]``) already inside the transaction that serializes
 migrations across processes, or, for offline SQL, a URL or a dialect name. The version table
 is runkit's own (``runkit_alembic_version``).
@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import context
 
-from runkit.storage._schema import VERSION_TABLE, metadata
+from runkit.storage.sql.schema import VERSION_TABLE, metadata
 
 config = context.config
 

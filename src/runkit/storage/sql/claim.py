@@ -39,11 +39,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
-from .._models import Run
-from .._states import LEASED, Status
-from ._schema import logs, runs
-from ._sql_rows import log_values, row_to_run
-from .base import MUTABLE_FIELDS, claimed, materialize, pick_claimable
+from ...domain.models import Run
+from ...domain.states import LEASED, Status
+from ..base import MUTABLE_FIELDS, claimed, materialize, pick_claimable
+from .rows import log_values, row_to_run
+from .schema import logs, runs
 
 LEASED_VALUES = sorted(s.value for s in LEASED)
 #: The fields a claim writes back. :func:`claimed` decides the claimed run; a field it

@@ -9,7 +9,7 @@ from uuid import UUID
 
 import attrs
 
-from ._states import Status
+from .states import Status
 
 JSON = dict[str, Any]
 

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from ._states import CLIENT_ACTIONS, Action, Status
+from .states import CLIENT_ACTIONS, Action, Status
 
 
 class RunkitError(Exception):

@@ -15,10 +15,10 @@ import anyio
 import pluggy
 from anyio.abc import TaskGroup
 
-from . import _inputs
-from ._clock import Clock, SystemClock
-from ._display import display_status
-from ._errors import (
+from ..domain import inputs as _inputs
+from ..domain.clock import Clock, SystemClock
+from ..domain.display import display_status
+from ..domain.errors import (
     ConfigurationError,
     IdempotencyConflict,
     IllegalTransition,
@@ -26,9 +26,9 @@ from ._errors import (
     RunNotFound,
     ValidationError,
 )
-from ._idempotency import IdempotencyPolicy, fingerprint, scope_key
-from ._kinds import Kind, KindRegistry
-from ._models import (
+from ..domain.idempotency import IdempotencyPolicy, fingerprint, scope_key
+from ..domain.kind import Kind, KindRegistry
+from ..domain.models import (
     SYSTEM,
     Created,
     Expect,
@@ -41,14 +41,14 @@ from ._models import (
     RunQuery,
     UserProfile,
 )
-from ._plugins import collect_kinds, make_plugin_manager
-from ._settings import Settings
-from ._states import TERMINAL, Action, Status, allowed_actions
-from ._storage_urls import open_store
-from ._transitions import CAS_ATTEMPTS, iso
-from ._wakeups import Wakeups
-from ._worker_ops import WorkerOperations
-from .storage.base import Store, status_entry
+from ..domain.settings import Settings
+from ..domain.states import TERMINAL, Action, Status, allowed_actions
+from ..plugins.manager import collect_kinds, make_plugin_manager
+from ..storage.base import Store, status_entry
+from ..storage.urls import open_store
+from .mover import CAS_ATTEMPTS, iso
+from .wakeups import Wakeups
+from .worker_ops import WorkerOperations
 
 __all__ = ["Runkit", "Settings"]
 

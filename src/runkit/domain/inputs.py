@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from ._errors import ValidationError
-from ._models import make_cursor
-from ._states import Status
+from .errors import ValidationError
+from .models import make_cursor
+from .states import Status
 
 #: Bounds of the strings a client sends (documented in docs/http.md): keys and names are
 #: identifiers; a reason is a sentence or two for people.

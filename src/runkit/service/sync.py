@@ -10,8 +10,8 @@ from typing import Any, Self
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from ._service import Runkit
-from .engine import embedded_workers
+from ..engine import embedded_workers
+from .runkit import Runkit
 
 _FORWARDED = frozenset(
     {

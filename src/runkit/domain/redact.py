@@ -16,7 +16,7 @@ from typing import Any
 
 import attrs
 
-from ._models import NewLogEntry
+from .models import NewLogEntry
 
 REDACTED = "[redacted]"
 #: A message longer than this is cut, and the entry's data says ``"truncated": true``.

@@ -7,9 +7,9 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from .._models import LogEntry, NewLogEntry, Run
-from .._states import Status
-from .base import materialize_for
+from ...domain.models import LogEntry, NewLogEntry, Run
+from ...domain.states import Status
+from ..base import materialize_for
 
 #: A result row. ``Row`` is generic over its column types, with a different arity in
 #: SQLAlchemy 2.0 and 2.1; these helpers read rows by column name only.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .._hookspecs import hookimpl
+from ..plugins.hookspecs import hookimpl
 from .base import Store
 
 
@@ -16,7 +16,7 @@ def _memory(url: str) -> Store:
 
 
 def _sql(url: str) -> Store:
-    from .sql import SqlStore
+    from .sql.store import SqlStore
 
     scheme, _, rest = url.partition(":")
     base = scheme.split("+", 1)[0].lower()

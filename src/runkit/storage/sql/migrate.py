@@ -23,8 +23,8 @@ from sqlalchemy import exc
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.pool import NullPool
 
-from ._schema import VERSION_TABLE
-from ._sql_engine import file_lock, is_memory_sqlite, normalize_url, translate
+from .engine import file_lock, is_memory_sqlite, normalize_url, translate
+from .schema import VERSION_TABLE
 
 __all__ = ["check", "current", "head", "sql", "upgrade"]
 
@@ -33,9 +33,9 @@ MIGRATION_LOCK = int.from_bytes(b"runkit", "big")
 
 
 def script_location() -> str:
-    import runkit.migrations
+    import runkit.storage.sql.migrations
 
-    return os.path.dirname(os.path.abspath(runkit.migrations.__file__))
+    return os.path.dirname(os.path.abspath(runkit.storage.sql.migrations.__file__))
 
 
 def _config(output: io.StringIO | None = None) -> Config:

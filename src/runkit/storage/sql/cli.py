@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from .storage import migrate
+from . import migrate
 
 
 def db_upgrade(url: str) -> None:

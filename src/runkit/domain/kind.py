@@ -17,7 +17,7 @@ import cattrs
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
-from ._errors import ConfigurationError, ErrorDetail, ValidationError
+from .errors import ConfigurationError, ErrorDetail, ValidationError
 
 _CAMEL = re.compile(r"_([a-z0-9])")
 

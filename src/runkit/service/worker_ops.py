@@ -12,12 +12,12 @@ from uuid import UUID
 
 import attrs
 
-from ._errors import IllegalTransition, LeaseLost
-from ._models import SYSTEM, Expect, Lease, LogEntry, NewLogEntry, Run, WorkerInfo
-from ._redact import clean_all, redact_value
-from ._states import LEASED, Action, Status
-from ._transitions import CAS_ATTEMPTS, Transitions, iso
-from .storage.base import Update, fence_expect
+from ..domain.errors import IllegalTransition, LeaseLost
+from ..domain.models import SYSTEM, Expect, Lease, LogEntry, NewLogEntry, Run, WorkerInfo
+from ..domain.redact import clean_all, redact_value
+from ..domain.states import LEASED, Action, Status
+from ..storage.base import Update, fence_expect
+from .mover import CAS_ATTEMPTS, Transitions, iso
 
 
 @attrs.frozen

@@ -10,15 +10,23 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from . import _inputs
-from ._clock import Clock
-from ._errors import IllegalTransition, RunNotFound
-from ._kinds import ApprovalPolicy, KindRegistry
-from ._models import Expect, Lease, NewLogEntry, Principal, Run
-from ._settings import Settings
-from ._states import LEASED, TERMINAL, Action, Status, _NoTransition, allowed_actions, next_status
-from ._wakeups import Wakeups
-from .storage.base import Store, Update, status_entry
+from ..domain import inputs as _inputs
+from ..domain.clock import Clock
+from ..domain.errors import IllegalTransition, RunNotFound
+from ..domain.kind import ApprovalPolicy, KindRegistry
+from ..domain.models import Expect, Lease, NewLogEntry, Principal, Run
+from ..domain.settings import Settings
+from ..domain.states import (
+    LEASED,
+    TERMINAL,
+    Action,
+    Status,
+    _NoTransition,
+    allowed_actions,
+    next_status,
+)
+from ..storage.base import Store, Update, status_entry
+from .wakeups import Wakeups
 
 #: How often a compare-and-set that lost a race is re-evaluated before giving up.
 CAS_ATTEMPTS = 20
