@@ -24,6 +24,8 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
+from runkit import Cursor
+
 from . import _harness as h
 from ._runkit import KIND, make_runkit, prepare_schema
 
@@ -96,8 +98,7 @@ async def _measure(url: str, run_id: UUID, runs: int, lines: int, n: int) -> dic
         deep_offset = runs - LIST_LIMIT
         list_first = await _latencies(lambda: rk.list(limit=LIST_LIMIT), n)
         list_deep = await _latencies(lambda: rk.list(limit=LIST_LIMIT, offset=deep_offset), n)
-        page = await rk.read_log_entries(run_id, after=lines - LOG_LIMIT, limit=1)
-        cursor = page[0].cursor
+        cursor = str(Cursor(run_id, lines - LOG_LIMIT + 1))
         logs_first = await _latencies(lambda: rk.logs(run_id, limit=LOG_LIMIT), n)
         logs_deep = await _latencies(lambda: rk.logs(run_id, after=cursor, limit=LOG_LIMIT), n)
         first_page = await rk.logs(run_id, limit=LOG_LIMIT)

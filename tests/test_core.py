@@ -105,42 +105,42 @@ async def _claim_one(rk: Runkit) -> Lease:
 @pytest.mark.parametrize(
     ("call", "loc"),
     [
-        (lambda rk: rk.create("no_such_kind"), ("body", "kind")),
-        (lambda rk: rk.create("t_sleep", {"seconds": "soon"}), ("body", "definition", "seconds")),
-        (lambda rk: rk.create("t_sleep", {}), ("body", "definition", "seconds")),
+        (lambda rk: rk.create("no_such_kind"), ("kind",)),
+        (lambda rk: rk.create("t_sleep", {"seconds": "soon"}), ("definition", "seconds")),
+        (lambda rk: rk.create("t_sleep", {}), ("definition", "seconds")),
         (
             lambda rk: rk.create("t_sleep", {"seconds": 1, "bogus": 2}),
-            ("body", "definition", "bogus"),
+            ("definition", "bogus"),
         ),
         (
             lambda rk: rk.create("t_sleep", {"seconds": 1, "tags": [1]}),
-            ("body", "definition", "tags", 0),
+            ("definition", "tags", 0),
         ),
-        (lambda rk: rk.create("t_noop", ["not", "an", "object"]), ("body", "definition")),
-        (lambda rk: rk.create("t_noop", idempotency_key=""), ("body", "idempotencyKey")),
-        (lambda rk: rk.create("t_noop", idempotency_key="x" * 256), ("body", "idempotencyKey")),
-        (lambda rk: rk.create("t_noop", concurrency_key=5), ("body", "concurrencyKey")),
+        (lambda rk: rk.create("t_noop", ["not", "an", "object"]), ("definition",)),
+        (lambda rk: rk.create("t_noop", idempotency_key=""), ("idempotency_key",)),
+        (lambda rk: rk.create("t_noop", idempotency_key="x" * 256), ("idempotency_key",)),
+        (lambda rk: rk.create("t_noop", concurrency_key=5), ("concurrency_key",)),
         (
             lambda rk: rk.create("t_noop", parent_action_run_id="nope"),
-            ("body", "parentActionRunId"),
+            ("parent_action_run_id",),
         ),
         (
             lambda rk: rk.create("t_noop", parent_action_run_id=uuid4()),
-            ("body", "parentActionRunId"),
+            ("parent_action_run_id",),
         ),
         (
             lambda rk: rk.create("t_noop", concurrency_key="k", concurrency_limit=0),
-            ("body", "concurrencyLimit"),
+            ("concurrency_limit",),
         ),
-        (lambda rk: rk.get("not-a-uuid"), ("path", "run_id")),
-        (lambda rk: rk.list(limit=0), ("query", "limit")),
-        (lambda rk: rk.list(limit=101), ("query", "limit")),
-        (lambda rk: rk.list(offset=-1), ("query", "offset")),
-        (lambda rk: rk.list(status="sleeping"), ("query", "status")),
-        (lambda rk: rk.list(parent_action_run_id="x"), ("query", "parent_action_run_id")),
-        (lambda rk: rk.logs(uuid4(), limit=0), ("query", "limit")),
-        (lambda rk: rk.logs(uuid4(), limit=501), ("query", "limit")),
-        (lambda rk: rk.logs(uuid4(), after="garbage"), ("query", "after")),
+        (lambda rk: rk.get("not-a-uuid"), ("run_id",)),
+        (lambda rk: rk.list(limit=0), ("limit",)),
+        (lambda rk: rk.list(limit=101), ("limit",)),
+        (lambda rk: rk.list(offset=-1), ("offset",)),
+        (lambda rk: rk.list(status="sleeping"), ("status",)),
+        (lambda rk: rk.list(parent_action_run_id="x"), ("parent_action_run_id",)),
+        (lambda rk: rk.logs(uuid4(), limit=0), ("limit",)),
+        (lambda rk: rk.logs(uuid4(), limit=501), ("limit",)),
+        (lambda rk: rk.logs(uuid4(), after="garbage"), ("after",)),
     ],
 )
 async def test_bad_input_is_a_typed_error_and_writes_nothing(
@@ -167,7 +167,7 @@ async def test_cursor_from_another_run_is_refused(rk: Runkit) -> None:
     assert page.next_cursor is not None
     with pytest.raises(ValidationError, match="another run") as info:
         await rk.logs(b.id, after=page.next_cursor)
-    assert info.value.details[0].loc == ("query", "after")
+    assert info.value.details[0].loc == ("after",)
 
 
 async def test_unknown_run_is_not_found(rk: Runkit) -> None:
@@ -195,7 +195,7 @@ async def test_idempotent_create_replays_and_conflicts(rk: Runkit) -> None:
     with pytest.raises(IdempotencyConflict) as info:
         await rk.create("t_sleep", {"seconds": 2}, idempotency_key="k")
     assert info.value.existing_run_id == first.run.id
-    assert info.value.details[0].loc == ("body", "idempotencyKey")
+    assert info.value.details[0].loc == ("idempotency_key",)
     assert await _count(rk) == 1
 
 
@@ -512,6 +512,7 @@ PUBLIC_API = [
     "Clock",
     "ConfigurationError",
     "Created",
+    "Cursor",
     "ErrorDetail",
     "Expect",
     "Fatal",
@@ -548,6 +549,7 @@ PUBLIC_API = [
     "ValidationError",
     "Worker",
     "WorkerInfo",
+    "camel",
     "embedded_workers",
     "hookimpl",
     "run_workers",
@@ -588,11 +590,11 @@ def test_illegal_moves_offer_only_what_a_client_can_do() -> None:
 async def test_every_string_a_client_sends_is_bounded(rk: Runkit) -> None:
     long = "x" * 256
     cases: list[tuple[Any, tuple[str, ...]]] = [
-        (rk.create("t_noop", action_id=long), ("body", "actionId")),
-        (rk.create("t_noop", idempotency_key=long), ("body", "idempotencyKey")),
-        (rk.create("t_noop", concurrency_key=long), ("body", "concurrencyKey")),
-        (rk.list(action_id=long), ("query", "action_id")),
-        (rk.list(kind=long), ("query", "kind")),
+        (rk.create("t_noop", action_id=long), ("action_id",)),
+        (rk.create("t_noop", idempotency_key=long), ("idempotency_key",)),
+        (rk.create("t_noop", concurrency_key=long), ("concurrency_key",)),
+        (rk.list(action_id=long), ("action_id",)),
+        (rk.list(kind=long), ("kind",)),
     ]
     for call, loc in cases:
         with pytest.raises(ValidationError) as info:
@@ -602,7 +604,7 @@ async def test_every_string_a_client_sends_is_bounded(rk: Runkit) -> None:
     gate = (await rk.create("t_gate")).run
     with pytest.raises(ValidationError) as info:
         await rk.reject(gate.id, reason="r" * 2001)
-    assert info.value.details[0].loc == ("body", "reason")
+    assert info.value.details[0].loc == ("reason",)
 
 
 async def test_a_replay_with_execute_returns_the_run_as_it_is(rk: Runkit) -> None:

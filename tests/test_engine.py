@@ -104,14 +104,7 @@ async def rk(url: str) -> AsyncIterator[Runkit]:
 
 
 async def all_logs(rk: Runkit, run_id: Any) -> list[Any]:
-    out: list[Any] = []
-    after = 0
-    while True:
-        batch = await rk.read_log_entries(run_id, after, 500)
-        if not batch:
-            return out
-        out.extend(batch)
-        after = batch[-1].seq
+    return [entry async for entry in rk.iter_logs(run_id)]
 
 
 TERMINAL = {Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.REJECTED}

@@ -71,7 +71,7 @@ async def test_test_kind_configs_are_camel_case_and_strict(monkeypatch: pytest.M
         with pytest.raises(ValidationError) as info:
             await rk.create("emit_logs", {"count": "2", "interval_seconds": 1})
         locs = {d.loc for d in info.value.details}
-        assert ("body", "definition", "interval_seconds") in locs
+        assert ("definition", "interval_seconds") in locs
         with pytest.raises(ValidationError):
             await rk.create("sleep", {})
         with pytest.raises(ValidationError):

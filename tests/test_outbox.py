@@ -68,7 +68,7 @@ def test_validation_and_idempotency_inside_the_host_transaction(host: sa.Engine)
         with host.begin() as conn:
             with pytest.raises(ValidationError) as info:
                 rk.create_in(conn, "ship", {"orderId": "one"})
-            assert info.value.details[0].loc == ("body", "definition", "orderId")
+            assert info.value.details[0].loc == ("definition", "orderId")
             first = rk.create_in(conn, "ship", {"orderId": 3}, idempotency_key="o-3")
             again = rk.create_in(conn, "ship", {"orderId": 3}, idempotency_key="o-3")
             assert first.created and again.replayed and again.run.id == first.run.id

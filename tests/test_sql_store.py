@@ -29,8 +29,8 @@ from sqlalchemy.pool import NullPool
 from runkit.domain.errors import StorageUnavailable
 from runkit.domain.models import Expect, Lease, NewLogEntry, Run, RunQuery
 from runkit.domain.states import LEASED, Status
-from runkit.storage.sql import migrate
 from runkit.storage.memory import MemoryStore
+from runkit.storage.sql import migrate
 from runkit.storage.sql.cli import db_check, db_sql, db_upgrade
 from runkit.storage.sql.schema import VERSION_TABLE, metadata
 from runkit.storage.sql.store import SqlStore

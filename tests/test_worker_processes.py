@@ -96,10 +96,7 @@ async def rk(url: str, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 async def logs(rk: Runkit, run_id: Any) -> list[Any]:
-    out: list[Any] = []
-    while batch := await rk.read_log_entries(run_id, out[-1].seq if out else 0, 500):
-        out.extend(batch)
-    return out
+    return [entry async for entry in rk.iter_logs(run_id)]
 
 
 async def test_sigkill_mid_run_is_reclaimed(rk: Runkit, fleet: Fleet) -> None:

@@ -1,6 +1,7 @@
 """runkit: typed actions as durable runs, embeddable, on memory, SQLite or PostgreSQL."""
 
 from .domain.clock import Clock, ManualClock, SystemClock
+from .domain.cursor import Cursor
 from .domain.errors import (
     ConfigurationError,
     ErrorDetail,
@@ -14,7 +15,7 @@ from .domain.errors import (
     ValidationError,
 )
 from .domain.idempotency import IdempotencyPolicy
-from .domain.kind import ApprovalPolicy, Kind, KindRegistry, RetryPolicy
+from .domain.kind import ApprovalPolicy, Kind, KindRegistry, RetryPolicy, camel
 from .domain.models import (
     SYSTEM,
     Created,
@@ -53,6 +54,7 @@ __all__ = [
     "Clock",
     "ConfigurationError",
     "Created",
+    "Cursor",
     "ErrorDetail",
     "Expect",
     "Fatal",
@@ -89,6 +91,7 @@ __all__ = [
     "ValidationError",
     "Worker",
     "WorkerInfo",
+    "camel",
     "embedded_workers",
     "hookimpl",
     "run_workers",

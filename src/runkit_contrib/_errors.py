@@ -24,6 +24,7 @@ from runkit import (
     RunNotFound,
     StorageUnavailable,
     ValidationError,
+    camel,
 )
 
 logger = logging.getLogger("runkit_contrib.http")
@@ -60,8 +61,30 @@ def problem(
     return JSONResponse({"detail": detail, **(extra or {})}, status_code=status, headers=headers)
 
 
-def validation_problem(details: Sequence[ErrorDetail]) -> JSONResponse:
-    return JSONResponse({"detail": [d.as_dict() for d in details]}, status_code=422)
+def validation_problem(details: Sequence[ErrorDetail], source: str = "query") -> JSONResponse:
+    located = [locate(d, source).as_dict() for d in details]
+    return JSONResponse({"detail": located}, status_code=422)
+
+
+#: Where a request carries values; a ``loc`` that starts with one is already HTTP's.
+LOCATIONS = frozenset({"body", "query", "path", "header", "cookie"})
+
+
+def locate(detail: ErrorDetail, source: str) -> ErrorDetail:
+    """The core names the argument at fault (``("idempotency_key",)``); a client needs
+    where it sent it: ``("body", "idempotencyKey")`` on a JSON body, ``("query", "limit")``
+    in a query string, ``("path", "run_id")`` for the run in the URL."""
+    loc = detail.loc
+    if not loc or loc[0] in LOCATIONS:
+        return detail
+    head, rest = str(loc[0]), loc[1:]
+    if head == "run_id":
+        where: tuple[str | int, ...] = ("path", head)
+    elif source == "body":
+        where = ("body", camel(head))
+    else:
+        where = (source, head)
+    return ErrorDetail((*where, *rest), detail.msg, detail.type)
 
 
 def invalid(loc: Sequence[str | int], msg: str, type: str) -> ValidationError:
@@ -69,12 +92,14 @@ def invalid(loc: Sequence[str | int], msg: str, type: str) -> ValidationError:
     return ValidationError.at(loc, msg, type)
 
 
-def to_response(exc: BaseException) -> Response:
-    """The answer for any exception a handler raised; logs what it does not expect."""
+def to_response(exc: BaseException, source: str = "query") -> Response:
+    """The answer for any exception a handler raised; logs what it does not expect.
+    ``source`` is where the endpoint takes its values (``body`` or ``query``): a
+    validation error's ``loc`` is translated to it (:func:`locate`)."""
     if isinstance(exc, HttpError):
         return problem(exc.status, exc.detail, exc.headers)
     if isinstance(exc, ValidationError):
-        return validation_problem(exc.details)
+        return validation_problem(exc.details, source)
     if isinstance(exc, RunkitError):
         for cls, status in STATUS_BY_ERROR:
             if isinstance(exc, cls):

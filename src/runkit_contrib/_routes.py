@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from runkit import Principal, Run, Runkit, RunNotFound
+from runkit import Cursor, Principal, Run, Runkit, RunNotFound
 from runkit.domain import inputs as _inputs
 from runkit_contrib._wire import log_page_to_wire, run_page_to_wire, run_to_wire, worker_to_wire
 
@@ -84,7 +84,10 @@ class Api:
 
     def _route(self, path: str, handlers: dict[str, Handler]) -> Route:
         """One route a path, whatever its methods, so a 405 lists them all in ``Allow``."""
-        wrapped = {method: self._wrap(handler) for method, handler in handlers.items()}
+        wrapped = {
+            method: self._wrap(handler, "body" if method == "POST" else "query")
+            for method, handler in handlers.items()
+        }
 
         async def endpoint(request: Request) -> Response:
             method = "GET" if request.method == "HEAD" else request.method
@@ -97,13 +100,13 @@ class Api:
             name = path.removeprefix("/api/v1/")
         return Route(path, endpoint, methods=list(handlers), name=name)
 
-    def _wrap(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    def _wrap(self, handler: Handler, source: str) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             try:
                 principal = await authenticate(request, self.config.auth)
                 return await handler(request, principal)
             except Exception as exc:  # one translation table; nothing escapes as a trace
-                return to_response(exc)
+                return to_response(exc, source)
 
         return endpoint
 
@@ -222,9 +225,10 @@ class Api:
         limit = query_int(request, "limit", 100)
         after = query_text(request, "after")
         _inputs.bounded_int(limit, ("query", "limit"), 1, 500)
-        _inputs.cursor(after, run_id)
+        cursor = Cursor.parse(after, run_id)  # 422 before the run is looked up
         run = await self._visible_run(request, principal, "logs")
-        return JSONResponse(log_page_to_wire(await self.rk.logs(run.id, after=after, limit=limit)))
+        page = await self.rk.logs(run.id, after=cursor, limit=limit)
+        return JSONResponse(log_page_to_wire(page))
 
     async def stream_logs(self, request: Request, principal: Principal | None) -> Response:
         run_id = _run_id(request)
@@ -232,15 +236,15 @@ class Api:
         # reconnect, and only Last-Event-ID says how far it got.
         header = request.headers.get("last-event-id")
         if header is not None and header.strip():
-            after = _inputs.cursor(header.strip(), run_id, ("header", "last-event-id"))
+            after = Cursor.parse(header.strip(), run_id, ("header", "last-event-id"))
         else:
-            after = _inputs.cursor(query_text(request, "after"), run_id)
+            after = Cursor.parse(query_text(request, "after"), run_id)
         run = await self._visible_run(request, principal, "logs")
-        if run.status.terminal and not await self.rk.read_log_entries(run.id, after, 1):
+        if run.status.terminal and not (await self.rk.logs(run.id, after=after, limit=1)).entries:
             return Response(status_code=204)  # already ended: EventSource stops on 204
         settings = self.config.stream
         return EventStreamResponse(
-            self.hub.events(run.id, after), send_timeout=settings.send_timeout
+            self.hub.events(run.id, after.seq), send_timeout=settings.send_timeout
         )
 
     async def list_kinds(self, request: Request, principal: Principal | None) -> Response:

@@ -29,7 +29,7 @@ import attrs
 from starlette.responses import StreamingResponse
 from starlette.types import Message, Receive, Scope, Send
 
-from runkit import LogEntry, Runkit, RunNotFound
+from runkit import Cursor, LogEntry, Runkit, RunNotFound
 from runkit_contrib._wire import log_to_wire
 
 from ._errors import logger
@@ -56,6 +56,13 @@ def _dumps(value: Any) -> str:
 
 def log_frame(entry: LogEntry) -> str:
     return f"id: {entry.cursor}\nevent: log\ndata: {_dumps(log_to_wire(entry))}\n\n"
+
+
+async def read_entries(runkit: Runkit, run_id: UUID, after: int, limit: int) -> list[LogEntry]:
+    """Up to ``limit`` entries after entry ``after``, through the one log API
+    (:meth:`runkit.Runkit.logs`, pages of at most 500). RunNotFound once the run is gone."""
+    page = await runkit.logs(run_id, after=Cursor(run_id, after), limit=min(limit, 500))
+    return list(page.entries)
 
 
 def end_frame(status: str, display_status: str) -> str:
@@ -99,8 +106,13 @@ class RunTail:
             if self._read_started >= not_before or self.ended is not None or self.gone:
                 return
             self._read_started = anyio.current_time()
-            read = self.runkit.read_log_entries
-            entries = await read(self.run_id, self.cursor, self.settings.batch)
+            try:
+                entries = await read_entries(
+                    self.runkit, self.run_id, self.cursor, self.settings.batch
+                )
+            except RunNotFound:
+                self.gone = True
+                return
             if not entries:
                 try:
                     run = await self.runkit.get(self.run_id)
@@ -111,7 +123,13 @@ class RunTail:
                     return
                 # The terminal transition's entry commits with the status: a read made
                 # after the terminal status was seen holds everything up to it.
-                entries = await read(self.run_id, self.cursor, self.settings.batch)
+                try:
+                    entries = await read_entries(
+                        self.runkit, self.run_id, self.cursor, self.settings.batch
+                    )
+                except RunNotFound:
+                    self.gone = True
+                    return
                 if not entries:
                     display = await self.runkit.display_status(run)
                     self.ended = end_frame(run.status.value, display)
@@ -167,7 +185,10 @@ class LogHub:
             while True:
                 if cursor < tail.base:  # history the window does not hold
                     limit = min(settings.batch, tail.base - cursor)
-                    entries = await self.runkit.read_log_entries(run_id, cursor, limit)
+                    try:
+                        entries = await read_entries(self.runkit, run_id, cursor, limit)
+                    except RunNotFound:
+                        return  # deleted meanwhile
                     if entries:
                         yield "".join(log_frame(e) for e in entries)
                         cursor = entries[-1].seq

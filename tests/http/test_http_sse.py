@@ -69,7 +69,7 @@ async def test_stream_frames_end_and_204(runkit: Runkit) -> None:
             frames = [f async for f in events(r)]
         assert frames[0] == {"retry": "3000"}
         logs = [f for f in frames if f.get("event") == "log"]
-        stored = await runkit.read_log_entries(run.id, 0, 100)
+        stored = (await runkit.logs(run.id, limit=100)).entries
         assert [f["id"] for f in logs] == [e.cursor for e in stored]
         hello = json.loads(logs[3]["data"])
         assert hello["message"] == "hello" and hello["id"] == logs[3]["id"]
@@ -158,8 +158,20 @@ async def test_ten_thousand_entries_with_random_reconnects(runkit: Runkit) -> No
             tg.start_soon(produce)
             for seed, (out, ends) in enumerate(results):
                 tg.start_soon(consume, c, seed, out, ends)
-    stored = [e.cursor for e in await runkit.read_log_entries(run.id, 0, 20_000)]
+    stored = [e.cursor async for e in all_entries(runkit, run.id)]
     assert len(stored) == total_lines + 4  # created, queued, running, succeeded
     for out, ends in results:
         assert out == stored  # every entry exactly once, in order
         assert len(ends) == 1 and json.loads(ends[0])["status"] == "succeeded"
+
+
+async def all_entries(runkit: Runkit, run_id: Any) -> AsyncIterator[Any]:
+    """Every entry of the run's log, page by page."""
+    after = None
+    while True:
+        page = await runkit.logs(run_id, after=after, limit=500)
+        for entry in page.entries:
+            yield entry
+        if not page.has_more:
+            return
+        after = page.next_cursor

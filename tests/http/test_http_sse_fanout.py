@@ -24,16 +24,16 @@ async def test_forty_streams_share_the_reads(runkit: Runkit) -> None:
     run = (await runkit.create("free", {})).run
     lease = await claim(runkit, str(run.id))
     reads = 0
-    real_read = runkit.read_log_entries
+    real_read = runkit.store.read_logs
 
-    async def counting_read(*args: Any) -> Any:
+    async def counting_read(*args: Any, **kwargs: Any) -> Any:
         nonlocal reads
         reads += 1
-        return await real_read(*args)
+        return await real_read(*args, **kwargs)
 
     received: list[list[int]] = [[] for _ in range(CLIENTS)]
     url = f"{BASE}/{run.id}/logs/stream"
-    with mock.patch.object(runkit, "read_log_entries", counting_read):
+    with mock.patch.object(runkit.store, "read_logs", counting_read):
         async with serve(runkit, poll_interval=5.0) as c:
 
             async def client(i: int, ready: anyio.Event) -> None:
@@ -56,7 +56,7 @@ async def test_forty_streams_share_the_reads(runkit: Runkit) -> None:
                     await runkit.append_logs(lease, [NewLogEntry(f"line {n}")])
                     await anyio.sleep(0.005)
                 await runkit.complete(lease, {})
-    expected = [e.seq for e in await runkit.read_log_entries(run.id, 0, 1000)]
+    expected = [e.seq for e in (await runkit.logs(run.id, limit=500)).entries]
     assert all(got == expected for got in received), "a client missed or repeated an entry"
     live_reads = reads - reads_before_live
     # One shared read per wake-up (plus the end's checks), where one read per client per

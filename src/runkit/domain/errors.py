@@ -64,8 +64,11 @@ def _advice(status: Status, action: Action, allowed: Sequence[Action]) -> str:
 class ErrorDetail:
     """One problem with the input: where (``loc``), what (``msg``), and a machine ``type``.
 
-    ``loc`` follows the HTTP layer's convention (``("body", "definition", "url")``,
-    ``("query", "limit")``) so that the 422 answer can be built without translation.
+    ``loc`` starts with the name of the argument at fault, as the Python API spells it
+    (``("definition", "url")``, ``("limit",)``, ``("idempotency_key",)``); inside a
+    ``definition`` it follows the definition's own (camelCase) keys. The HTTP layer
+    translates the first element to where the value came from (``["body", "idempotencyKey"]``,
+    ``["query", "limit"]``); the core speaks no HTTP.
     """
 
     __slots__ = ("loc", "msg", "type")
@@ -99,7 +102,7 @@ class IdempotencyConflict(ValidationError):
         super().__init__(
             [
                 ErrorDetail(
-                    ("body", "idempotencyKey"),
+                    ("idempotency_key",),
                     f"idempotency key {key!r} was already used by run {existing_run_id} "
                     "with a different request",
                     "idempotency_conflict",

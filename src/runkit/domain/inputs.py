@@ -6,7 +6,6 @@ from typing import Any
 from uuid import UUID
 
 from .errors import ValidationError
-from .models import make_cursor
 from .states import Status
 
 #: Bounds of the strings a client sends (documented in docs/http.md): keys and names are
@@ -16,7 +15,7 @@ MAX_NAME_LENGTH = 255
 MAX_REASON_LENGTH = 2000
 
 
-def run_id(value: Any, loc: tuple[str, ...] = ("path", "run_id")) -> UUID:
+def run_id(value: Any, loc: tuple[str, ...] = ("run_id",)) -> UUID:
     if isinstance(value, UUID):
         return value
     if isinstance(value, str):
@@ -61,7 +60,7 @@ def optional_str(value: Any, loc: tuple[str, ...], max_length: int = MAX_NAME_LE
     return value
 
 
-def status(value: Any, loc: tuple[str, ...] = ("query", "status")) -> Status | None:
+def status(value: Any, loc: tuple[str, ...] = ("status",)) -> Status | None:
     if value is None or isinstance(value, Status):
         return value
     try:
@@ -71,19 +70,3 @@ def status(value: Any, loc: tuple[str, ...] = ("query", "status")) -> Status | N
         raise ValidationError.at(
             loc, f"unknown status {value!r}; one of {allowed}", "enum"
         ) from None
-
-
-def cursor(value: Any, run: UUID, loc: tuple[str, ...] = ("query", "after")) -> int:
-    """The log id a cursor points at. Cursors are ``<run prefix>-<id>`` so that one from
-    another run is refused instead of silently paging the wrong log."""
-    if value is None or value == "":
-        return 0
-    if isinstance(value, str):
-        prefix, sep, number = value.rpartition("-")
-        if sep and number.isdigit() and len(number) <= 18:
-            if prefix != run.hex[:8]:
-                raise ValidationError.at(loc, "cursor belongs to another run", "cursor_mismatch")
-            return int(number)
-    raise ValidationError.at(
-        loc, f"malformed cursor {value!r}; expected one like {make_cursor(run, 42)!r}", "cursor"
-    )

@@ -3,7 +3,7 @@
 A kind's ``config`` is an attrs class; ``definition`` objects are structured into it with
 cattrs at create time, camelCase on the wire (``intervalSeconds``) and snake_case in Python
 (``interval_seconds``). A definition that does not fit is a :class:`ValidationError` whose
-``loc`` is the path to the bad field (``("body", "definition", "seconds")``).
+``loc`` is the path to the bad field (``("definition", "seconds")``).
 """
 
 from __future__ import annotations
@@ -187,7 +187,7 @@ class Kind:
     #: Optional: a realistic ``definition`` for docs, ``GET /api/v1/kinds`` and OpenAPI.
     example: Mapping[str, Any] | None = None
 
-    def validate(self, definition: Any, loc: tuple[str, ...] = ("body", "definition")) -> Any:
+    def validate(self, definition: Any, loc: tuple[str, ...] = ("definition",)) -> Any:
         """The structured config of ``definition`` (a dict when the kind has no config)."""
         if not isinstance(definition, Mapping):
             raise ValidationError.at(loc, "definition must be a JSON object", "dict_type")
@@ -220,7 +220,7 @@ class KindRegistry:
     def get(self, name: str) -> Kind | None:
         return self._kinds.get(name)
 
-    def require(self, name: Any, loc: tuple[str, ...] = ("body", "kind")) -> Kind:
+    def require(self, name: Any, loc: tuple[str, ...] = ("kind",)) -> Kind:
         kind = self._kinds.get(name) if isinstance(name, str) else None
         if kind is None:
             known = ", ".join(sorted(self._kinds)) or "(none registered)"

@@ -9,6 +9,7 @@ from uuid import UUID
 
 import attrs
 
+from .cursor import Cursor
 from .states import Status
 
 JSON = dict[str, Any]
@@ -159,12 +160,7 @@ class LogEntry:
     @property
     def cursor(self) -> str:
         """This entry's position as a cursor: pass it as ``after`` to read what follows."""
-        return make_cursor(self.run_id, self.seq)
-
-
-def make_cursor(run_id: UUID, seq: int) -> str:
-    """A log cursor names its run, so a cursor from another run is refused, not misread."""
-    return f"{run_id.hex[:8]}-{seq}"
+        return str(Cursor(self.run_id, self.seq))
 
 
 @attrs.frozen

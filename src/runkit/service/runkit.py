@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import builtins
 import inspect
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
@@ -17,6 +17,7 @@ from anyio.abc import TaskGroup
 
 from ..domain import inputs as _inputs
 from ..domain.clock import Clock, SystemClock
+from ..domain.cursor import Cursor
 from ..domain.display import display_status
 from ..domain.errors import (
     ConfigurationError,
@@ -130,14 +131,14 @@ class Runkit(WorkerOperations):
         offset: int = 0,
     ) -> RunPage:
         query = RunQuery(
-            action_id=_inputs.optional_str(action_id, ("query", "action_id")),
-            kind=_inputs.optional_str(kind, ("query", "kind")),
+            action_id=_inputs.optional_str(action_id, ("action_id",)),
+            kind=_inputs.optional_str(kind, ("kind",)),
             status=_inputs.status(status),
             parent_action_run_id=_inputs.optional_uuid(
-                parent_action_run_id, ("query", "parent_action_run_id")
+                parent_action_run_id, ("parent_action_run_id",)
             ),
-            limit=_inputs.bounded_int(limit, ("query", "limit"), 1, 100),
-            offset=_inputs.bounded_int(offset, ("query", "offset"), 0),
+            limit=_inputs.bounded_int(limit, ("limit",), 1, 100),
+            offset=_inputs.bounded_int(offset, ("offset",), 0),
         )
         runs, total = await self.store.list(query)
         users = await self.resolve_users(runs)
@@ -163,18 +164,35 @@ class Runkit(WorkerOperations):
         return users
 
     async def logs(
-        self, run_id: UUID | str, *, after: str | None = None, limit: int = 100
+        self, run_id: UUID | str, *, after: Cursor | str | None = None, limit: int = 100
     ) -> LogPage:
+        """Up to ``limit`` (1..500) entries after the cursor ``after`` (None: from the
+        start), in order: a keyset read, so a deep page costs what the first does. Log
+        streams read through here too, with a :class:`Cursor` they keep."""
         rid = _inputs.run_id(run_id)
-        limit = _inputs.bounded_int(limit, ("query", "limit"), 1, 500)
-        after_seq = _inputs.cursor(after, rid)
-        if await self.store.get(rid) is None:
+        limit = _inputs.bounded_int(limit, ("limit",), 1, 500)
+        cursor = Cursor.parse(after, rid)
+        entries = await self.store.read_logs(rid, after=cursor.seq, limit=limit + 1)
+        # Entries prove the run exists; only an empty page costs a second read.
+        if not entries and await self.store.get(rid) is None:
             raise RunNotFound(rid)
-        entries = await self.store.read_logs(rid, after=after_seq, limit=limit + 1)
         has_more = len(entries) > limit
         entries = entries[:limit]
-        next_cursor = entries[-1].cursor if entries else (after or None)
+        given = after is not None and after != ""
+        next_cursor = entries[-1].cursor if entries else (str(cursor) if given else None)
         return LogPage(tuple(entries), has_more, next_cursor)
+
+    async def iter_logs(
+        self, run_id: UUID | str, *, after: Cursor | str | None = None, page_size: int = 500
+    ) -> AsyncIterator[LogEntry]:
+        """Every entry after ``after`` that exists now, in order, page by page."""
+        while True:
+            page = await self.logs(run_id, after=after, limit=page_size)
+            for entry in page.entries:
+                yield entry
+            if not page.has_more:
+                return
+            after = page.next_cursor
 
     async def wait(
         self, run_id: UUID | str, *, timeout: float | None = None, poll: float = 1.0
@@ -196,12 +214,6 @@ class Runkit(WorkerOperations):
                     self.wakeups.forget_logs(rid, if_idle=True)
                     return run
                 await signal.wait(poll)
-
-    async def read_log_entries(
-        self, run_id: UUID, after: int, limit: int
-    ) -> builtins.list[LogEntry]:
-        """Raw keyset read for streams (no validation; ``after`` is a log id)."""
-        return await self.store.read_logs(run_id, after=after, limit=limit)
 
     async def display_status(self, run: Run) -> str:
         """A coroutine: ``displayStatus`` of ``run`` (English for people; never parse it).
@@ -269,7 +281,7 @@ class Runkit(WorkerOperations):
         parent = run.parent_action_run_id
         if parent is not None and await self.store.get(parent) is None:
             raise ValidationError.at(
-                ("body", "parentActionRunId"), f"parent run {parent} not found", "not_found"
+                ("parent_action_run_id",), f"parent run {parent} not found", "not_found"
             )
         for _ in range(CAS_ATTEMPTS):
             stored, created = await self.store.insert(run, entries)
@@ -327,14 +339,14 @@ class Runkit(WorkerOperations):
         spec = self.kinds.require(kind)
         definition = {} if definition is None else definition
         spec.validate(definition)
-        idem = _inputs.key(idempotency_key, ("body", "idempotencyKey"))
-        ckey = _inputs.key(concurrency_key, ("body", "concurrencyKey"))
-        action_id = _inputs.optional_str(action_id, ("body", "actionId"))
-        parent = _inputs.optional_uuid(parent_action_run_id, ("body", "parentActionRunId"))
+        idem = _inputs.key(idempotency_key, ("idempotency_key",))
+        ckey = _inputs.key(concurrency_key, ("concurrency_key",))
+        action_id = _inputs.optional_str(action_id, ("action_id",))
+        parent = _inputs.optional_uuid(parent_action_run_id, ("parent_action_run_id",))
         limit = concurrency_limit
         if limit is None:
             limit = self.settings.concurrency_limits.get(ckey, 1) if ckey else 1
-        limit = _inputs.bounded_int(limit, ("body", "concurrencyLimit"), 1, 10_000)
+        limit = _inputs.bounded_int(limit, ("concurrency_limit",), 1, 10_000)
         now = self.clock.now()
         definition = dict(definition)
         run = Run(
@@ -454,7 +466,7 @@ class Runkit(WorkerOperations):
         self, run_id: UUID | str, decision: str, principal: Principal | None, reason: str | None
     ) -> Run:
         rid = _inputs.run_id(run_id)
-        reason = _inputs.optional_str(reason, ("body", "reason"), _inputs.MAX_REASON_LENGTH)
+        reason = _inputs.optional_str(reason, ("reason",), _inputs.MAX_REASON_LENGTH)
         action = Action.APPROVE if decision == "approve" else Action.REJECT
         for _ in range(CAS_ATTEMPTS):
             run = await self.get(rid)
