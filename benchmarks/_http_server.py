@@ -170,7 +170,7 @@ class Appender:
         from ._runkit import KIND
 
         created = await self.rk.create(KIND, {}, execute=True)
-        (run,) = await self.rk.claim(WORKER_ID, 1)
+        (run,) = await self.rk.ops.claim(WORKER_ID, 1)
         assert run.id == created.run.id, "another run was queued"
         self.lease = Lease(run.id, run.attempt, run.lease_token or "")
         self.run_id = run.id
@@ -187,7 +187,7 @@ class Appender:
         return JSONResponse({"records": records, "late": late})
 
     async def _write(self, entries: list[Any]) -> list[int]:
-        stored = await self.rk.append_logs(self.lease, entries)
+        stored = await self.rk.ops.append_logs(self.lease, entries)
         return [e.seq for e in stored]
 
     async def _floor_write(self, entries: list[Any]) -> list[int]:
@@ -215,7 +215,7 @@ class Appender:
             for queue in self.floor_queues:
                 queue.put_nowait(None)
             return JSONResponse({"ok": True})
-        await self.rk.complete(self.lease, {})
+        await self.rk.ops.complete(self.lease, {})
         return JSONResponse({"ok": True})
 
     async def floor_stream(self, request: Request) -> Response:

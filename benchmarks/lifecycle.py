@@ -60,13 +60,13 @@ async def _runkit_lifecycle(url: str, n: int, batch: int) -> dict[str, Any]:
             t1 = time.perf_counter()
             done = 0
             while done < n:
-                runs = await rk.claim("w", batch)
+                runs = await rk.ops.claim("w", batch)
                 if not runs:
                     break
                 # As a worker finishes a batch: each run's log lines ride with its outcome,
                 # and the batch is one Runkit.report (one transaction), like B-*-3.
                 reports = [
-                    rk.completion(
+                    rk.ops.completion(
                         runkit.Lease(run.id, run.attempt, run.lease_token or ""),
                         {},
                         logs=[runkit.NewLogEntry(m) for m in LINES],
@@ -74,7 +74,7 @@ async def _runkit_lifecycle(url: str, n: int, batch: int) -> dict[str, Any]:
                     )
                     for run in runs
                 ]
-                results = await rk.report(reports)
+                results = await rk.ops.report(reports)
                 assert not any(isinstance(r, Exception) for r in results), results
                 done += len(runs)
             t2 = time.perf_counter()

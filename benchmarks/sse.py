@@ -132,7 +132,7 @@ async def _cross_process(
     rk = make_runkit(h.url(database))
     async with rk:
         created = await rk.create(KIND, {}, execute=True)
-        (run,) = await rk.claim(WORKER_ID, 1)
+        (run,) = await rk.ops.claim(WORKER_ID, 1)
         assert run.id == created.run.id, "another run was queued"
         lease = Lease(run.id, run.attempt, run.lease_token or "")
         path = STREAM.format(run.id)
@@ -142,10 +142,10 @@ async def _cross_process(
         clients.go(seconds)
 
         async def write(entries: list[Any]) -> list[int]:
-            return [e.seq for e in await rk.append_logs(lease, entries)]
+            return [e.seq for e in await rk.ops.append_logs(lease, entries)]
 
         records, late = await paced_append(write, rate, seconds, batch)
-        await rk.complete(lease, {})
+        await rk.ops.complete(lease, {})
         got = await asyncio.to_thread(clients.result, timeout + 10)
     return _summarize(records, late, got, k)
 

@@ -42,7 +42,7 @@ async def claim(url: str, worker: str, batch: int, hold: float) -> None:
     async with Runkit(url, kinds=KINDS, autoload_plugins=False) as rk:
         idle = 0
         while idle < 20:
-            claimed = await rk.claim(worker, batch)
+            claimed = await rk.ops.claim(worker, batch)
             if not claimed:
                 idle += 1
                 await anyio.sleep(0.05)
@@ -54,7 +54,7 @@ async def claim(url: str, worker: str, batch: int, hold: float) -> None:
                     await anyio.sleep(hold)
                 end = time.monotonic_ns()
                 assert run.lease_token is not None
-                await rk.complete(Lease(run.id, run.attempt, run.lease_token), {})
+                await rk.ops.complete(Lease(run.id, run.attempt, run.lease_token), {})
                 print(run.id, run.concurrency_key or "-", start, end, flush=True)
 
 

@@ -96,7 +96,7 @@ async def _count(rk: Runkit) -> int:
 
 
 async def _claim_one(rk: Runkit) -> Lease:
-    (run,) = await rk.claim("w", 1)
+    (run,) = await rk.ops.claim("w", 1)
     assert run.lease_token is not None
     return Lease(run.id, run.attempt, run.lease_token)
 
@@ -247,11 +247,11 @@ async def test_queued_run_explains_what_it_waits_for(rk: Runkit) -> None:
     assert text == "Queued · no worker serves kind 't_noop'"
     now = rk.clock.now()
     other = runkit.WorkerInfo("w0", "h", 1, ("t_other",), 1, now, now)
-    await rk.register_worker(other)
+    await rk.ops.register_worker(other)
     assert await rk.display_status(await rk.get(b.id)) == text
-    await rk.register_worker(attrs.evolve(other, id="w1", kinds=("t_noop", "t_other")))
+    await rk.ops.register_worker(attrs.evolve(other, id="w1", kinds=("t_noop", "t_other")))
     assert await rk.display_status(await rk.get(b.id)) == "Queued · waiting for a worker"
-    (claimed,) = await rk.claim("w", 5)
+    (claimed,) = await rk.ops.claim("w", 5)
     assert claimed.id == a.id
     text = await rk.display_status(await rk.get(b.id))
     assert text == "Queued · waiting for concurrency key deploy (1/1 running)"
@@ -260,11 +260,11 @@ async def test_queued_run_explains_what_it_waits_for(rk: Runkit) -> None:
 
 async def test_a_worker_registers_renews_and_expires(rk: Runkit, clock: ManualClock) -> None:
     now = clock.now()
-    await rk.register_worker(runkit.WorkerInfo("w1", "h", 1, ("t_noop",), 2, now, now))
+    await rk.ops.register_worker(runkit.WorkerInfo("w1", "h", 1, ("t_noop",), 2, now, now))
     assert [w.id for w in await rk.workers()] == ["w1"]
     clock.advance(rk.settings.lease + timedelta(seconds=1))
     assert await rk.workers() == []  # not heard from within a lease: not live
-    await rk.rescue()
+    await rk.ops.rescue()
     assert await rk.store.list_workers(seen_since=now - timedelta(days=1)) == []
 
 
@@ -284,17 +284,17 @@ async def test_concurrency_limit_from_settings(clock: ManualClock) -> None:
     async with Runkit("memory://", kinds=KINDS, autoload_plugins=False, settings=settings) as rk:
         for _ in range(3):
             await rk.create("t_noop", concurrency_key="wide", execute=True)
-        assert len(await rk.claim("w", 10)) == 2
+        assert len(await rk.ops.claim("w", 10)) == 2
 
 
 # ------------------------------------------------------------------ worker reports -------
 async def test_lifecycle_with_logs_progress_and_audit(rk: Runkit) -> None:
     run = (await rk.create("t_noop", execute=True)).run
     lease = await _claim_one(rk)
-    await rk.set_progress(lease, {"message": "half way"}, checkpoint={"step": 1})
+    await rk.ops.set_progress(lease, {"message": "half way"}, checkpoint={"step": 1})
     assert await rk.display_status(await rk.get(run.id)) == "Running · half way"
-    await rk.append_logs(lease, [NewLogEntry("working", data={"i": 1}, worker_id="w")])
-    done = await rk.complete(lease, {"answer": 42})
+    await rk.ops.append_logs(lease, [NewLogEntry("working", data={"i": 1}, worker_id="w")])
+    done = await rk.ops.complete(lease, {"answer": 42})
     assert done.status is Status.SUCCEEDED and done.result == {"answer": 42}
     assert done.completed_at is not None and done.lease_token is None
     page = await rk.logs(run.id)
@@ -309,16 +309,16 @@ async def test_lifecycle_with_logs_progress_and_audit(rk: Runkit) -> None:
     assert [e.attempt for e in page.entries] == [0, 0, 1, 1, 1]
     assert not page.has_more and page.next_cursor == page.entries[-1].cursor
     with pytest.raises(LeaseLost):
-        await rk.append_logs(lease, [NewLogEntry("late")])
+        await rk.ops.append_logs(lease, [NewLogEntry("late")])
 
 
 async def test_late_worker_cannot_overwrite_a_cancelled_run(rk: Runkit) -> None:
     run = (await rk.create("t_noop", execute=True)).run
     lease = await _claim_one(rk)
     assert (await rk.cancel(run.id)).status is Status.CANCELLING
-    assert (await rk.stopped(lease)).status is Status.CANCELLED
+    assert (await rk.ops.stopped(lease)).status is Status.CANCELLED
     with pytest.raises(LeaseLost):
-        await rk.complete(lease, {"late": True})
+        await rk.ops.complete(lease, {"late": True})
     final = await rk.get(run.id)
     assert final.status is Status.CANCELLED and final.result is None
 
@@ -327,14 +327,14 @@ async def test_rescuer_interrupts_then_crashes(rk: Runkit, clock: ManualClock) -
     run = (await rk.create("t_noop", execute=True)).run
     stale = await _claim_one(rk)
     clock.advance(seconds=11)
-    assert await rk.rescue() == 1
+    assert await rk.ops.rescue() == 1
     again = await rk.get(run.id)
     assert again.status is Status.QUEUED and again.interrupt_count == 1
     with pytest.raises(LeaseLost):
-        await rk.complete(stale, {})
+        await rk.ops.complete(stale, {})
     await _claim_one(rk)
     clock.advance(seconds=11)
-    assert await rk.rescue() == 1
+    assert await rk.ops.rescue() == 1
     crashed = await rk.get(run.id)
     assert crashed.status is Status.FAILED and crashed.status_reason == "crashed"
     assert crashed.interrupt_count == 2
@@ -346,22 +346,22 @@ async def test_heartbeat_keeps_a_live_run_from_rescue(rk: Runkit, clock: ManualC
     lease = await _claim_one(rk)
     for _ in range(5):
         clock.advance(seconds=6)
-        assert await rk.heartbeat([lease]) == {lease.run_id: Status.RUNNING}
-        assert await rk.rescue() == 0
+        assert await rk.ops.heartbeat([lease]) == {lease.run_id: Status.RUNNING}
+        assert await rk.ops.rescue() == 0
 
 
 async def test_retryable_failure_requeues_after_backoff(rk: Runkit, clock: ManualClock) -> None:
     run = (await rk.create("t_noop", execute=True)).run
     lease = await _claim_one(rk)
     retry_at = clock.now() + timedelta(seconds=5)
-    requeued = await rk.fail(lease, {"message": "flaky"}, retry_at=retry_at)
+    requeued = await rk.ops.fail(lease, {"message": "flaky"}, retry_at=retry_at)
     assert requeued.status is Status.QUEUED and requeued.retry_count == 1
-    assert await rk.claim("w", 1) == []
+    assert await rk.ops.claim("w", 1) == []
     assert (await rk.display_status(requeued)).startswith("Queued · retrying at")
     clock.advance(seconds=5)
     lease2 = await _claim_one(rk)
     assert lease2.attempt == 2
-    failed = await rk.fail(lease2, {"message": "still broken\nstack..."})
+    failed = await rk.ops.fail(lease2, {"message": "still broken\nstack..."})
     assert failed.status is Status.FAILED
     assert await rk.display_status(failed) == "Failed: still broken"
     retried = await rk.retry(run.id)
@@ -371,12 +371,12 @@ async def test_retryable_failure_requeues_after_backoff(rk: Runkit, clock: Manua
 async def test_pause_and_resume(rk: Runkit) -> None:
     noop = (await rk.create("t_noop", execute=True)).run
     sleeper = (await rk.create("t_sleep", {"seconds": 9}, execute=True)).run
-    leases = {r.id: Lease(r.id, r.attempt, r.lease_token or "") for r in await rk.claim("w", 2)}
+    leases = {r.id: Lease(r.id, r.attempt, r.lease_token or "") for r in await rk.ops.claim("w", 2)}
     with pytest.raises(IllegalTransition):
         await rk.pause(noop.id)  # t_noop is not pausable while running
     assert (await rk.pause(sleeper.id)).status is Status.PAUSING
-    await rk.set_progress(leases[sleeper.id], {}, checkpoint={"elapsed": 3})
-    assert (await rk.stopped(leases[sleeper.id])).status is Status.PAUSED
+    await rk.ops.set_progress(leases[sleeper.id], {}, checkpoint={"elapsed": 3})
+    assert (await rk.ops.stopped(leases[sleeper.id])).status is Status.PAUSED
     resumed = await rk.resume(sleeper.id)
     assert resumed.status is Status.QUEUED and resumed.checkpoint == {"elapsed": 3}
 
@@ -395,7 +395,7 @@ async def test_cancel_cascades_to_children(rk: Runkit) -> None:
 async def _parked(rk: Runkit, definition: dict[str, Any], creator: Principal | None = None) -> Any:
     run = (await rk.create("t_gate", definition, execute=True, principal=creator)).run
     lease = await _claim_one(rk)
-    parked = await rk.park(lease, timeout=timedelta(seconds=60))
+    parked = await rk.ops.park(lease, timeout=timedelta(seconds=60))
     assert parked.status is Status.AWAITING_APPROVAL and parked.lease_token is None
     return run
 
@@ -428,7 +428,7 @@ async def test_creator_may_not_approve_own_run_and_reject_stores_reason(rk: Runk
 async def test_approval_times_out_per_policy(rk: Runkit, clock: ManualClock) -> None:
     run = await _parked(rk, {})
     clock.advance(seconds=61)
-    assert await rk.rescue() == 1
+    assert await rk.ops.rescue() == 1
     timed_out = await rk.get(run.id)
     assert timed_out.status is Status.REJECTED and timed_out.status_reason == "approval_timeout"
 
@@ -613,7 +613,7 @@ async def test_a_replay_with_execute_returns_the_run_as_it_is(rk: Runkit) -> Non
     again = await rk.create("t_noop", {"a": 1}, idempotency_key="k", execute=True)
     assert again.replayed and again.run == first.run  # nothing re-executed, nothing raised
     lease = await _claim_one(rk)
-    await rk.complete(lease, {"ok": True})
+    await rk.ops.complete(lease, {"ok": True})
     done = await rk.create("t_noop", {"a": 1}, idempotency_key="k", execute=True)
     assert done.replayed and done.run.status is Status.SUCCEEDED
     assert done.run.result == {"ok": True}

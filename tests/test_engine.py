@@ -350,7 +350,7 @@ async def test_lost_lease_writes_nothing() -> None:
             # Another party takes the run over (as the rescuer would after lease expiry);
             # this same worker may even claim it again as attempt 2.
             lease = runkit.Lease(run.id, 1, (await rk.get(run.id)).lease_token or "")
-            await rk.release(lease)
+            await rk.ops.release(lease)
             takeover = (await rk.get(run.id)).log_seq
             await anyio.sleep(1.0)  # several heartbeats: attempt 1 notices and stops
             await rk.cancel(run.id)

@@ -95,7 +95,7 @@ async def test_approval_gate_config() -> None:
                 },
             )
         ).run
-        policy = rk.approval_policy(run)
+        policy = rk.kinds.approval_policy(run)
         assert policy is not None
         assert policy.required == 2
         assert policy.approvers == frozenset({"alice", "bob"})

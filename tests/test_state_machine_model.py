@@ -329,7 +329,7 @@ class RunkitMachine(RuleBasedStateMachine):
     @rule(n=st.integers(1, 4))
     def claim(self, n: int) -> None:
         expected = self.model_claim(n)
-        results = self.call(lambda rk: rk.claim("w", n))
+        results = self.call(lambda rk: rk.ops.claim("w", n))
         for i, claimed in enumerate(results):
             assert not isinstance(claimed, Exception)
             got = [self.unalias(i, r.id) for r in claimed]
@@ -396,20 +396,20 @@ class RunkitMachine(RuleBasedStateMachine):
         model = self.model[run]
         if outcome == "log":
             results = self.report(
-                run, lambda rk, lease: rk.append_logs(lease, [NewLogEntry("hello")])
+                run, lambda rk, lease: rk.ops.append_logs(lease, [NewLogEntry("hello")])
             )
             assert all(isinstance(r, list) and len(r) == 1 for r in results)
             return
         if outcome == "park" and model.kind != "t_gate":
             outcome = "complete"
         fns: dict[str, Callable[[Runkit, Lease], Any]] = {
-            "complete": lambda rk, lease: rk.complete(lease, {"ok": True}),
-            "fail": lambda rk, lease: rk.fail(lease, {"message": "boom"}),
-            "requeue": lambda rk, lease: rk.fail(
+            "complete": lambda rk, lease: rk.ops.complete(lease, {"ok": True}),
+            "fail": lambda rk, lease: rk.ops.fail(lease, {"message": "boom"}),
+            "requeue": lambda rk, lease: rk.ops.fail(
                 lease, {"message": "again"}, retry_at=self.clock.now() + timedelta(seconds=5)
             ),
-            "park": lambda rk, lease: rk.park(lease, timeout=None),
-            "stopped": lambda rk, lease: rk.stopped(lease),
+            "park": lambda rk, lease: rk.ops.park(lease, timeout=None),
+            "stopped": lambda rk, lease: rk.ops.stopped(lease),
         }
         action = {
             "complete": Action.COMPLETE,
@@ -438,7 +438,7 @@ class RunkitMachine(RuleBasedStateMachine):
         """Every lease expires (the workers died); the rescuer interrupts or crashes them."""
         self.clock.advance(LEASE + timedelta(seconds=6))
         self.clock_steps += 1
-        results = self.call(lambda rk: rk.rescue())
+        results = self.call(lambda rk: rk.ops.rescue())
         expected_moves = 0
         for m in self.model.values():
             if m.status not in LEASED:
@@ -517,10 +517,10 @@ def test_anyio_backends_are_both_supported() -> None:
     async def scenario() -> Status:
         async with Runkit("memory://", kinds=KINDS, autoload_plugins=False) as rk:
             await rk.create("t_noop", execute=True)
-            (claimed,) = await rk.claim("w", 1)
+            (claimed,) = await rk.ops.claim("w", 1)
             assert claimed.lease_token
             lease = Lease(claimed.id, claimed.attempt, claimed.lease_token)
-            return (await rk.complete(lease, {})).status
+            return (await rk.ops.complete(lease, {})).status
 
     assert anyio.run(scenario, backend="trio") is Status.SUCCEEDED
     assert anyio.run(scenario, backend="asyncio") is Status.SUCCEEDED

@@ -18,6 +18,7 @@ from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, Iterabl
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from .errors import ConfigurationError, ErrorDetail, ValidationError
+from .models import Run
 
 _CAMEL = re.compile(r"_([a-z0-9])")
 
@@ -226,6 +227,14 @@ class KindRegistry:
             known = ", ".join(sorted(self._kinds)) or "(none registered)"
             raise ValidationError.at(loc, f"unknown kind {name!r}; known kinds: {known}", "enum")
         return kind
+
+    def approval_policy(self, run: Run) -> ApprovalPolicy | None:
+        """The approval policy a run of an approval kind follows, from its definition; None
+        for a kind that is no approval gate (or no longer registered)."""
+        kind = self._kinds.get(run.kind)
+        if kind is None or kind.approval is None:
+            return None
+        return kind.approval(kind.validate(run.definition))
 
     def owner(self, name: str) -> str | None:
         return self._owners.get(name)

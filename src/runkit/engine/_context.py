@@ -97,7 +97,7 @@ class RunContext:
             self._pending = anyio.Event()
             # Shielded: a cancel arriving mid-write must not drop entries already taken.
             with anyio.CancelScope(shield=True):
-                await self.runkit.append_logs(self.lease, batch)
+                await self.runkit.ops.append_logs(self.lease, batch)
 
     def take_logs(self) -> list[NewLogEntry]:
         """Hand over the unwritten entries (the worker writes them with the attempt's
@@ -113,7 +113,7 @@ class RunContext:
         """Replace the run's ``progress`` object (written at once, after buffered logs)."""
         self._progress = dict(progress)
         await self.flush()
-        await self.runkit.set_progress(self.lease, self._progress)
+        await self.runkit.ops.set_progress(self.lease, self._progress)
 
     async def checkpoint(
         self, state: Mapping[str, Any], *, progress: Mapping[str, Any] | None = None
@@ -124,7 +124,7 @@ class RunContext:
         if progress is not None:
             self._progress = dict(progress)
         await self.flush()
-        await self.runkit.set_progress(self.lease, self._progress, checkpoint=state)
+        await self.runkit.ops.set_progress(self.lease, self._progress, checkpoint=state)
         self.saved_checkpoint = dict(state)
         if self.pause_requested and self._scope is not None:
             self.stopped_at_checkpoint = True

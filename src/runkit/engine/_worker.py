@@ -174,7 +174,7 @@ class Worker:
                 # Graceful stop: leave the registry now (a crash or abort lets the row expire).
                 with anyio.move_on_after(5, shield=True):
                     try:
-                        await self.runkit.unregister_worker(self.worker_id)
+                        await self.runkit.ops.unregister_worker(self.worker_id)
                     except Exception:
                         log.warning("could not unregister worker %s", self.worker_id)
 
@@ -182,7 +182,7 @@ class Worker:
         """Write (or renew) this worker's registry row. Best effort: a worker that cannot
         reach the registry still works; clients see it again at its next heartbeat."""
         try:
-            await self.runkit.register_worker(self.info())
+            await self.runkit.ops.register_worker(self.info())
             self._registered_at = time.monotonic()
         except Exception:
             log.warning("could not register worker %s", self.worker_id, exc_info=True)
@@ -220,7 +220,7 @@ class Worker:
                 self._dirty = False
                 want = min(free, self.batch)
                 try:
-                    runs = await self.runkit.claim(self.worker_id, want, kinds=self.kinds)
+                    runs = await self.runkit.ops.claim(self.worker_id, want, kinds=self.kinds)
                 except Exception:
                     log.exception("claim failed; retrying after %.1fs", self.poll_interval)
                     runs = []
@@ -270,13 +270,13 @@ class Worker:
             # Claims take only this worker's kinds, so this is a store that ignored the
             # filter: hand the run back for a worker that has the kind, never fail it.
             log.warning("run %s: kind %r is not served here; releasing it", run.id, run.kind)
-            await self._report(held, lambda: self.runkit.release(held.lease))
+            await self._report(held, lambda: self.runkit.ops.release(held.lease))
             return
         try:
             definition = kind.validate(run.definition)
         except ValidationError as invalid:
             body = _fatal(invalid)
-            await self._report(held, lambda: self.runkit.fail(held.lease, body))
+            await self._report(held, lambda: self.runkit.ops.fail(held.lease, body))
             return
         ctx = held.ctx = RunContext(self.runkit, run, held.lease, definition, self.worker_id)
         ctx._scope = held.scope
@@ -309,23 +309,23 @@ class Worker:
         rk, lease, run = self.runkit, held.lease, held.run
         if outcome.kind == "stopped":
             if held.stop == "release":
-                await self._report(held, lambda: rk.release(lease, logs=logs))
+                await self._report(held, lambda: rk.ops.release(lease, logs=logs))
             elif held.stop in ("cancel", "pause"):
-                await self._report(held, lambda: rk.stopped(lease, logs=logs))
+                await self._report(held, lambda: rk.ops.stopped(lease, logs=logs))
             return
         if outcome.kind == "result":
-            await self._submit(held, rk.completion(lease, outcome.result, logs=logs, known=run))
+            await self._submit(held, rk.ops.completion(lease, outcome.result, logs=logs, known=run))
         elif outcome.kind == "park":
             if logs:
-                await self._report(held, lambda: rk.append_logs(lease, logs))
-            await self._report(held, lambda: rk.park(lease, timeout=outcome.park_timeout))
+                await self._report(held, lambda: rk.ops.append_logs(lease, logs))
+            await self._report(held, lambda: rk.ops.park(lease, timeout=outcome.park_timeout))
         elif outcome.kind == "timeout":
             body = {
                 "type": "Timeout",
                 "message": f"timed out after {kind.timeout_seconds} s",
                 "retryable": False,
             }
-            report = rk.failure(lease, body, reason="timeout", logs=logs, known=run)
+            report = rk.ops.failure(lease, body, reason="timeout", logs=logs, known=run)
             await self._submit(held, report)
         else:
             exc = outcome.error
@@ -337,7 +337,7 @@ class Worker:
                 delay = after if after is not None else backoff(policy, run.retry_count)
                 retry_at = rk.clock.now() + timedelta(seconds=delay)
                 body = error_body(exc, retryable=True, next_attempt_at=retry_at)
-                report = rk.failure(lease, body, retry_at=retry_at, logs=logs, known=run)
+                report = rk.ops.failure(lease, body, retry_at=retry_at, logs=logs, known=run)
             else:
                 reason = "retries_exhausted" if retryable else "error"
                 body = error_body(exc, retryable=False)
@@ -352,7 +352,7 @@ class Worker:
                         "cause": {"type": body["type"], "message": body["message"]},
                     }
                 log.info("run %s failed: %r", run.id, exc)
-                report = rk.failure(lease, body, reason=reason, logs=logs, known=run)
+                report = rk.ops.failure(lease, body, reason=reason, logs=logs, known=run)
             await self._submit(held, report)
 
     # ---------------------------------------------------------------- completion buffer ---
@@ -384,7 +384,7 @@ class Worker:
             if len(self._outbox) < min(len(self._held), self.batch):
                 await self._outbox_ready.wait(self.flush_interval)
             batch, self._outbox = self._outbox[: self.batch], self._outbox[self.batch :]
-            write = functools.partial(self.runkit.report, [report for report, _ in batch])
+            write = functools.partial(self.runkit.ops.report, [report for report, _ in batch])
             try:
                 results: list[Any] = await self._persist(write)
             except Exception as exc:  # storage gone for a whole lease: the rescuer takes over
@@ -438,7 +438,7 @@ class Worker:
             self._last_heartbeat = time.monotonic()
             return
         try:
-            answers = await self.runkit.heartbeat([h.lease for h in held])
+            answers = await self.runkit.ops.heartbeat([h.lease for h in held])
         except Exception:
             log.warning("heartbeat failed", exc_info=True)
             # Self-fencing: past one lease without a heartbeat, others may own our runs.
@@ -487,7 +487,7 @@ class Worker:
         while True:
             await anyio.sleep(interval)
             try:
-                moved = await self.runkit.rescue()
+                moved = await self.runkit.ops.rescue()
             except Exception:
                 log.warning("rescue sweep failed", exc_info=True)
                 continue

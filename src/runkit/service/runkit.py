@@ -16,6 +16,7 @@ import pluggy
 from anyio.abc import TaskGroup
 
 from ..domain import inputs as _inputs
+from ..domain import moves
 from ..domain.clock import Clock, SystemClock
 from ..domain.cursor import Cursor
 from ..domain.display import display_status
@@ -41,25 +42,30 @@ from ..domain.models import (
     RunPage,
     RunQuery,
     UserProfile,
+    WorkerInfo,
 )
 from ..domain.settings import Settings
-from ..domain.states import TERMINAL, Action, Status, allowed_actions
+from ..domain.states import Action, Status, allowed_actions
 from ..plugins.manager import collect_kinds, make_plugin_manager
-from ..storage.base import Store, status_entry
+from ..storage.base import Store
+from ..storage.protocols import NotificationListener, Notifier, TransactionalInsert
 from ..storage.urls import open_store
-from .mover import CAS_ATTEMPTS, iso
+from .mover import CAS_ATTEMPTS, Mover, iso
 from .wakeups import Wakeups
-from .worker_ops import WorkerOperations
+from .worker_ops import WorkerOps
 
 __all__ = ["Runkit", "Settings"]
 
 
-class Runkit(WorkerOperations):
+class Runkit:
     """runkit in-process. ``async with Runkit("sqlite:///runs.db") as rk: ...``
 
     ``store`` is a :class:`~runkit.storage.base.Store` or a URL: ``memory://``,
     ``sqlite:///path.db`` (the embedded default, created and migrated on open),
     ``postgresql+psycopg://...``, or a scheme a plugin registered.
+
+    Clients' actions are its methods; what workers ask (claim, heartbeat, report...) is on
+    :attr:`ops`; every move of a run goes through one :class:`~runkit.service.mover.Mover`.
     """
 
     def __init__(
@@ -82,24 +88,27 @@ class Runkit(WorkerOperations):
         self.idempotency = idempotency or IdempotencyPolicy()
         self.settings = settings or Settings()
         self.wakeups = Wakeups()
+        self.mover = Mover(self.store, self.clock, self.kinds, self.settings, self.wakeups)
+        #: The worker side: claims, leases, reports, the registry (:class:`WorkerOps`).
+        self.ops = WorkerOps(self.mover)
         self._services: TaskGroup | None = None
 
     async def __aenter__(self) -> Self:
         await self.store.open()
         # Cross-process wake-ups, both ways, where the store can carry them: workers
         # elsewhere hear of new runs, log streams here hear of entries written elsewhere.
-        notify = getattr(self.store, "notify", None)
-        sends = notify is not None and getattr(self.store, "dialect", None) == "postgresql"
-        wait = getattr(self.store, "wait_for_notifications", None)
-        if sends or wait is not None:
+        store = self.store
+        sends = isinstance(store, Notifier) and store.notifies_other_processes
+        listens = isinstance(store, NotificationListener)
+        if sends or listens:
             # Background services live as long as the Runkit is open; enter and exit it in
             # one task (SyncRunkit does, through its portal).
             self._services = anyio.create_task_group()
             await self._services.__aenter__()
-            if sends and notify is not None:
-                self._services.start_soon(self.wakeups.send_remote, notify)
-            if wait is not None:
-                self._services.start_soon(self.wakeups.listen_remote, wait)
+            if isinstance(store, Notifier) and sends:
+                self._services.start_soon(self.wakeups.send_remote, store.notify)
+            if isinstance(store, NotificationListener):
+                self._services.start_soon(self.wakeups.listen_remote, store.wait_for_notifications)
         return self
 
     async def __aexit__(
@@ -118,7 +127,7 @@ class Runkit(WorkerOperations):
 
     # ---------------------------------------------------------------- reading -------------
     async def get(self, run_id: UUID | str) -> Run:
-        return await self._require(_inputs.run_id(run_id))
+        return await self.mover.require(_inputs.run_id(run_id))
 
     async def list(
         self,
@@ -194,6 +203,12 @@ class Runkit(WorkerOperations):
                 return
             after = page.next_cursor
 
+    async def workers(self) -> builtins.list[WorkerInfo]:
+        """The live workers: registered, and heard from within one lease
+        (:attr:`Settings.lease`). A worker that crashed drops out of this list one lease
+        after its last heartbeat; the rescuer then deletes its row."""
+        return await self.store.list_workers(seen_since=self.clock.now() - self.settings.lease)
+
     async def wait(
         self, run_id: UUID | str, *, timeout: float | None = None, poll: float = 1.0
     ) -> Run:
@@ -209,7 +224,7 @@ class Runkit(WorkerOperations):
             while True:
                 signal = self.wakeups.logs(rid)
                 signal.arm()  # before the read: a move between the two still wakes us
-                run = await self._require(rid)
+                run = await self.mover.require(rid)
                 if run.status.terminal:
                     self.wakeups.forget_logs(rid, if_idle=True)
                     return run
@@ -227,7 +242,7 @@ class Runkit(WorkerOperations):
         served: Collection[str] | None = None,
     ) -> str:
         kind = self.kinds.get(run.kind)
-        policy = self.approval_policy(run) if run.status is Status.AWAITING_APPROVAL else None
+        policy = self.kinds.approval_policy(run) if run.status is Status.AWAITING_APPROVAL else None
         return display_status(
             run,
             now=self.clock.now(),
@@ -313,13 +328,12 @@ class Runkit(WorkerOperations):
         conflict); :meth:`create` checks the first and reclaims the second. Workers notice
         the run at their next poll.
         """
-        insert_in = getattr(self.store, "insert_in", None)
-        if insert_in is None:
+        if not isinstance(self.store, TransactionalInsert):
             raise ConfigurationError(
                 f"create_in needs a SQL store; {type(self.store).__name__} has no insert_in"
             )
         run, entries = self._build(kind, definition, **options)
-        stored, created = insert_in(connection, run, entries)
+        stored, created = self.store.insert_in(connection, run, entries)
         return Created(stored, True) if created else self._replay(stored, run)
 
     def _build(
@@ -352,7 +366,7 @@ class Runkit(WorkerOperations):
         run = Run(
             id=uuid4(),
             kind=spec.name,
-            status=Status.QUEUED if execute else Status.PENDING,
+            status=Status.PENDING,
             created_at=now,
             updated_at=now,
             definition=definition,
@@ -370,10 +384,7 @@ class Runkit(WorkerOperations):
             fingerprint=fingerprint(spec.name, definition, parent, action_id) if idem else None,
         )
         actor = principal.id if principal else None
-        entries = [status_entry(None, Status.PENDING, "created", actor, now)]
-        if execute:
-            entries.append(status_entry(Status.PENDING, Status.QUEUED, "execute", actor, now))
-        return run, entries
+        return moves.created(run, execute=execute, actor=actor, now=now)
 
     @staticmethod
     def _replay(existing: Run, request: Run) -> Created:
@@ -389,7 +400,7 @@ class Runkit(WorkerOperations):
 
     # ---------------------------------------------------------------- client actions ------
     async def execute(self, run_id: UUID | str, *, principal: Principal | None = None) -> Run:
-        run = await self._act(run_id, Action.EXECUTE, principal, reason="execute")
+        run = await self.mover.act(run_id, Action.EXECUTE, principal, reason="execute")
         self.wakeups.work_available()
         return run
 
@@ -397,24 +408,24 @@ class Runkit(WorkerOperations):
         rid = _inputs.run_id(run_id)
         current = await self.get(rid)
         kind = self.kinds.get(current.kind)
-        if current.status is Status.RUNNING and kind is not None and not kind.pausable:
+        if kind is not None and moves.refuses_pause(current, kind.pausable):
             raise IllegalTransition(
                 rid,
                 current.status,
                 Action.PAUSE,
                 [a for a in allowed_actions(current.status) if a is not Action.PAUSE],
             )
-        return await self._act(rid, Action.PAUSE, principal, reason="user")
+        return await self.mover.act(rid, Action.PAUSE, principal, reason="user")
 
     async def resume(self, run_id: UUID | str, *, principal: Principal | None = None) -> Run:
-        run = await self._act(run_id, Action.RESUME, principal, reason="user")
+        run = await self.mover.act(run_id, Action.RESUME, principal, reason="user")
         self.wakeups.work_available()
         return run
 
     async def cancel(
         self, run_id: UUID | str, *, principal: Principal | None = None, reason: str = "user"
     ) -> Run:
-        run = await self._act(run_id, Action.CANCEL, principal, reason=reason)
+        run = await self.mover.act(run_id, Action.CANCEL, principal, reason=reason)
         await self._cascade_cancel(run.id, principal)
         return run
 
@@ -425,19 +436,19 @@ class Runkit(WorkerOperations):
                 RunQuery(parent_action_run_id=parent, limit=100, offset=offset)
             )
             for child in children:
-                if child.status in TERMINAL or child.status is Status.CANCELLING:
-                    continue
-                try:
-                    await self._act(child.id, Action.CANCEL, principal, reason="parent_cancelled")
+                try:  # the table decides: finished or already cancelling children refuse
+                    await self.mover.act(
+                        child.id, Action.CANCEL, principal, reason="parent_cancelled"
+                    )
                 except (IllegalTransition, RunNotFound):
-                    continue  # it finished or vanished meanwhile
+                    continue
                 await self._cascade_cancel(child.id, principal)
             offset += len(children)
             if offset >= total or not children:
                 return
 
     async def retry(self, run_id: UUID | str, *, principal: Principal | None = None) -> Run:
-        run = await self._act(run_id, Action.RETRY, principal, reason="manual retry")
+        run = await self.mover.act(run_id, Action.RETRY, principal, reason="manual retry")
         self.wakeups.work_available()
         return run
 
@@ -445,7 +456,7 @@ class Runkit(WorkerOperations):
         rid = _inputs.run_id(run_id)
         for _ in range(CAS_ATTEMPTS):
             run = await self.get(rid)
-            self._target(run, Action.DELETE)
+            moves.target(run, Action.DELETE)
             if await self.store.delete(rid, {run.status}):
                 self.wakeups.logs_appended(rid)
                 self.wakeups.forget_logs(rid)
@@ -470,10 +481,10 @@ class Runkit(WorkerOperations):
         action = Action.APPROVE if decision == "approve" else Action.REJECT
         for _ in range(CAS_ATTEMPTS):
             run = await self.get(rid)
-            policy = self.approval_policy(run)
+            policy = self.kinds.approval_policy(run)
             if policy is None:
                 raise IllegalTransition(rid, run.status, action, allowed_actions(run.status))
-            self._target(run, action)  # 409 unless awaiting approval
+            moves.target(run, action)  # 409 unless awaiting approval
             who = principal or SYSTEM
             if principal is not None and principal.kind != "system":
                 if not policy.may_decide(principal.id, principal.groups):
@@ -504,7 +515,7 @@ class Runkit(WorkerOperations):
                 extra: dict[str, Any] = {"approvals": approvals}
                 if decision == "approve":
                     extra["result"] = {"approved": True, "approvals": list(approvals)}
-                new = await self._move(run, action, who, reason=decision, extra=extra)
+                new = await self.mover.move(run, action, who, reason=decision, extra=extra)
             if new is not None:
                 self.wakeups.logs_appended(rid)
                 return new

@@ -1,6 +1,8 @@
-"""What workers and the rescuer ask of runkit: claim runs, keep their leases, report logs,
-progress and outcomes. Every report is fenced by the worker's lease (attempt and token): a
-worker that lost its lease gets :class:`~runkit.LeaseLost` and changes nothing."""
+"""``WorkerOps`` (``runkit.ops``): what workers and the rescuer ask of runkit: claim runs,
+keep their leases, report logs, progress and outcomes, register themselves. Every report is
+fenced by the worker's lease (attempt and token): a worker that lost its lease gets
+:class:`~runkit.LeaseLost` and changes nothing. Moves go through the shared
+:class:`~runkit.service.mover.Mover`."""
 
 from __future__ import annotations
 
@@ -12,17 +14,18 @@ from uuid import UUID
 
 import attrs
 
+from ..domain import moves
 from ..domain.errors import IllegalTransition, LeaseLost
 from ..domain.models import SYSTEM, Expect, Lease, LogEntry, NewLogEntry, Run, WorkerInfo
 from ..domain.redact import clean_all, redact_value
 from ..domain.states import LEASED, Action, Status
 from ..storage.base import Update, fence_expect
-from .mover import CAS_ATTEMPTS, Transitions, iso
+from .mover import CAS_ATTEMPTS, Mover, iso
 
 
 @attrs.frozen
 class Report:
-    """How an attempt ended, for :meth:`WorkerOperations.report`. Build one with
+    """How an attempt ended, for :meth:`WorkerOps.report`. Build one with
     ``completion()`` or ``failure()``. ``logs`` are the attempt's last log entries, written
     in the same transaction; ``known`` is the run as the worker holds it (saves a read)."""
 
@@ -34,7 +37,17 @@ class Report:
     known: Run | None = None
 
 
-class WorkerOperations(Transitions):
+class WorkerOps:
+    """The worker side of a :class:`~runkit.Runkit`, reached as ``runkit.ops``."""
+
+    def __init__(self, mover: Mover) -> None:
+        self.mover = mover
+        self.store = mover.store
+        self.clock = mover.clock
+        self.kinds = mover.kinds
+        self.settings = mover.settings
+        self.wakeups = mover.wakeups
+
     async def claim(
         self, worker_id: str, limit: int, *, kinds: Iterable[str] | None = None
     ) -> builtins.list[Run]:
@@ -60,12 +73,6 @@ class WorkerOperations(Transitions):
     async def unregister_worker(self, worker_id: str) -> None:
         await self.store.delete_workers(ids=[worker_id])
 
-    async def workers(self) -> builtins.list[WorkerInfo]:
-        """The live workers: registered, and heard from within one lease
-        (:attr:`Settings.lease`). A worker that crashed drops out of this list one lease
-        after its last heartbeat; the rescuer then deletes its row."""
-        return await self.store.list_workers(seen_since=self.clock.now() - self.settings.lease)
-
     async def heartbeat(self, leases: Sequence[Lease]) -> dict[UUID, Status | None]:
         if not leases:
             return {}
@@ -79,15 +86,23 @@ class WorkerOperations(Transitions):
         reason: str | None,
         extra: Mapping[str, Any] | None = None,
         notes: Sequence[NewLogEntry] = (),
+        deadline: datetime | None = None,
     ) -> Run:
         """A fenced worker move read from the store: raises LeaseLost if the worker no
-        longer holds the run. ``notes`` are already cleaned (``_redact``)."""
+        longer holds the run. ``notes`` are already cleaned (``redact``)."""
         for _ in range(CAS_ATTEMPTS):
             run = await self.store.get(lease.run_id)
             if run is None or not fence_expect(lease).matches(run):
                 raise LeaseLost(lease.run_id, lease.attempt)
-            new = await self._move(
-                run, action, None, reason=reason, extra=extra, fence=lease, notes=notes
+            new = await self.mover.move(
+                run,
+                action,
+                None,
+                reason=reason,
+                extra=extra,
+                fence=lease,
+                notes=notes,
+                deadline=deadline,
             )
             if new is not None:
                 return new
@@ -112,7 +127,7 @@ class WorkerOperations(Transitions):
             if known is None or (known.id, known.attempt) != (r.lease.run_id, r.lease.attempt):
                 continue  # no usable snapshot: read below
             try:
-                update, target = self._plan(
+                update, target = self.mover.plan(
                     known,
                     r.action,
                     None,
@@ -130,7 +145,7 @@ class WorkerOperations(Transitions):
                 planned, await self.store.update_many(updates), strict=True
             ):
                 if new is not None:
-                    self._moved(known, target)
+                    self.mover.moved(known, target)
                     results[i] = new
         for i, r in enumerate(reports):
             if results[i] is not None:
@@ -219,15 +234,10 @@ class WorkerOperations(Transitions):
         )
 
     async def park(self, lease: Lease, *, timeout: timedelta | None) -> Run:
-        """Park an approval gate: no worker, no slot, a deadline if the policy has one."""
+        """Park an approval gate: no worker, no slot, and the policy's deadline if it has one,
+        set by the same move."""
         deadline = self.clock.now() + timeout if timeout is not None else None
-        run = await self._report(lease, Action.PARK, reason="awaiting approval")
-        if deadline is not None and run.status is Status.AWAITING_APPROVAL:
-            updated = await self.store.update(
-                run.id, Expect(frozenset({Status.AWAITING_APPROVAL})), {"deadline_at": deadline}
-            )
-            run = updated or run
-        return run
+        return await self._report(lease, Action.PARK, reason="awaiting approval", deadline=deadline)
 
     async def stopped(self, lease: Lease, *, logs: Sequence[NewLogEntry] = ()) -> Run:
         """The executor stopped after a cancel or pause request."""
@@ -280,40 +290,20 @@ class WorkerOperations(Transitions):
                 return moved
 
     async def _rescue_one(self, run: Run) -> bool:
-        if run.status in LEASED:
-            lease = Lease(run.id, run.attempt, run.lease_token or "")
-            spent = run.interrupt_count + 1 > self.settings.interrupt_budget
-            action = Action.CRASH if spent and run.status is Status.RUNNING else Action.INTERRUPT
-            extra: dict[str, Any] = {}
-            if action is Action.CRASH:
-                extra["error"] = {
-                    "type": "WorkerLost",
-                    "message": f"worker lost {run.interrupt_count + 1} times",
-                    "reason": "crashed",
-                }
-            reason = "crashed" if action is Action.CRASH else "lease expired"
-            try:
-                return (
-                    await self._move(run, action, SYSTEM, reason=reason, extra=extra, fence=lease)
-                    is not None
-                )
-            except IllegalTransition:
-                return False
-        if run.status is Status.AWAITING_APPROVAL:
-            policy = self.approval_policy(run)
-            outcome = policy.on_timeout if policy else "reject"
-            action = {"approve": Action.APPROVE, "fail": Action.TIME_OUT}.get(
-                outcome, Action.REJECT
+        policy = self.kinds.approval_policy(run)
+        plan = moves.rescue(run, interrupt_budget=self.settings.interrupt_budget, policy=policy)
+        if plan is None:
+            # A deadline where nothing times out is stale (left by a race): clear it.
+            cleared = await self.store.update(
+                run.id, Expect(frozenset({run.status})), {"deadline_at": None}
             )
-            extra = {}
-            if action is Action.TIME_OUT:
-                extra["error"] = {"type": "ApprovalTimeout", "message": "approval timed out"}
-            return (
-                await self._move(run, action, SYSTEM, reason="approval_timeout", extra=extra)
-                is not None
+            return cleared is not None
+        action, reason, extra = plan
+        fence = Lease(run.id, run.attempt, run.lease_token or "") if run.status in LEASED else None
+        try:
+            moved = await self.mover.move(
+                run, action, SYSTEM, reason=reason, extra=extra, fence=fence
             )
-        # A deadline on any other status is stale (left by a race); clear it.
-        return (
-            await self.store.update(run.id, Expect(frozenset({run.status})), {"deadline_at": None})
-            is not None
-        )
+        except IllegalTransition:
+            return False
+        return moved is not None

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import abc
 import builtins
-import uuid
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -36,7 +35,7 @@ from uuid import UUID
 import attrs
 
 from ..domain.models import Expect, Lease, LogEntry, NewLogEntry, Run, RunQuery, WorkerInfo
-from ..domain.states import LEASED, Action, Status, next_status
+from ..domain.states import LEASED, Status
 
 #: Run fields a store may be asked to change through :meth:`Store.update`.
 MUTABLE_FIELDS = frozenset(
@@ -207,82 +206,6 @@ class Store(abc.ABC):
 
 
 # --- helpers every backend uses, so that they agree ----------------------------------------
-
-
-def claimed(run: Run, worker_id: str, now: datetime, lease: timedelta) -> tuple[Run, NewLogEntry]:
-    """The run as a claim leaves it, and the audit entry the claim writes."""
-    target = next_status(run.status, Action.CLAIM)
-    assert target is Status.RUNNING
-    attempt = run.attempt + 1
-    new = attrs.evolve(
-        run,
-        status=target,
-        attempt=attempt,
-        lease_token=uuid.uuid4().hex,
-        worker_id=worker_id,
-        deadline_at=now + lease,
-        not_before=None,
-        started_at=run.started_at or now,
-        updated_at=now,
-        status_reason=None,
-    )
-    return new, status_entry(run.status, target, "claimed", worker_id, now, attempt, worker_id)
-
-
-def pick_claimable(
-    candidates: Sequence[Run], held: dict[str, int], limit: int, kinds: Collection[str] | None
-) -> list[Run]:
-    """Which of ``candidates`` (due queued runs in ``seq`` order) a claim takes: the claim
-    rule of :meth:`Store.claim`, shared by every backend so that they agree to the letter.
-
-    ``held`` has an entry for every key whose runs are among the candidates (its leased
-    count) and is updated as runs are picked; a keyed run whose key has no entry (PostgreSQL:
-    another claimer holds the key this round) is left alone. A keyed run that cannot be
-    taken blocks the rest of its key (FIFO within a key).
-    """
-    blocked: set[str] = set()
-    out: list[Run] = []
-    for run in candidates:
-        if len(out) >= limit:
-            break
-        key = run.concurrency_key
-        if key is not None:
-            if key not in held:
-                continue
-            if key in blocked or held[key] >= run.concurrency_limit:
-                blocked.add(key)
-                continue
-        if kinds is not None and run.kind not in kinds:
-            if key is not None:
-                blocked.add(key)  # FIFO: a later run of the key must not overtake it
-            continue
-        out.append(run)
-        if key is not None:
-            held[key] += 1
-    return out
-
-
-def status_entry(
-    before: Status | None,
-    after: Status | None,
-    reason: str | None,
-    actor: str | None,
-    now: datetime,
-    attempt: int | None = None,
-    worker_id: str | None = None,
-) -> NewLogEntry:
-    """The audit entry every transition writes (event ``status.changed``)."""
-    to = after.value if after is not None else "deleted"
-    frm = before.value if before is not None else None
-    return NewLogEntry(
-        message=f"status {frm or 'new'} -> {to}" + (f" ({reason})" if reason else ""),
-        level="info",
-        event="status.changed",
-        data={"from": frm, "to": to, "reason": reason, "actor": actor},
-        occurred_at=now,
-        attempt=attempt,
-        worker_id=worker_id,
-    )
 
 
 def fence_expect(lease: Lease) -> Expect:

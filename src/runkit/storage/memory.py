@@ -14,9 +14,11 @@ from uuid import UUID
 
 import attrs
 
+from ..domain.keys import occupancy, pick_claimable
 from ..domain.models import Expect, Lease, LogEntry, NewLogEntry, Run, RunQuery, WorkerInfo
-from ..domain.states import LEASED, TERMINAL, Status
-from .base import Store, check_changes, claimed, fence_expect, materialize, pick_claimable
+from ..domain.moves import claimed
+from ..domain.states import TERMINAL, Status
+from .base import Store, check_changes, fence_expect, materialize
 
 
 class MemoryStore(Store):
@@ -125,10 +127,7 @@ class MemoryStore(Store):
             ),
             key=lambda r: r.seq,
         )
-        held = {r.concurrency_key: 0 for r in due if r.concurrency_key is not None}
-        for r in self._runs.values():
-            if r.concurrency_key in held and r.status in LEASED:
-                held[r.concurrency_key] += 1
+        held = occupancy(self._runs.values(), {r.concurrency_key for r in due if r.concurrency_key})
         out: builtins.list[Run] = []
         for run in pick_claimable(due, held, limit, kinds):
             new, entry = claimed(run, worker_id, now, lease)
@@ -175,12 +174,7 @@ class MemoryStore(Store):
         return found[:limit]
 
     async def occupancy(self, keys: Collection[str]) -> dict[str, int]:
-        wanted = set(keys)
-        out = dict.fromkeys(wanted, 0)
-        for r in self._runs.values():
-            if r.concurrency_key in wanted and r.status in LEASED:
-                out[r.concurrency_key] += 1
-        return out
+        return occupancy(self._runs.values(), keys)
 
     async def save_worker(self, worker: WorkerInfo) -> None:
         self._workers[worker.id] = worker

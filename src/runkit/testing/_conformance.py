@@ -25,8 +25,9 @@ import attrs
 import pytest
 
 from ..domain.models import Expect, Lease, NewLogEntry, Run, RunQuery, WorkerInfo
+from ..domain.moves import status_entry
 from ..domain.states import LEASED, Status
-from ..storage.base import Store, Update, status_entry
+from ..storage.base import Store, Update
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=30)

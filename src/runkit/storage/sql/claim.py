@@ -39,48 +39,27 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
+from ...domain import moves
+from ...domain.keys import pick_claimable
 from ...domain.models import Run
 from ...domain.states import LEASED, Status
-from ..base import MUTABLE_FIELDS, claimed, materialize, pick_claimable
-from .rows import log_values, row_to_run
+from ..base import materialize
+from .rows import change_values, log_values, row_to_run
 from .schema import logs, runs
 
 LEASED_VALUES = sorted(s.value for s in LEASED)
-#: The fields a claim writes back. :func:`claimed` decides the claimed run; a field it
-#: changes outside this set would be returned but not stored, so :func:`_write` checks.
-_WRITTEN = frozenset(
-    {
-        "status",
-        "attempt",
-        "lease_token",
-        "worker_id",
-        "deadline_at",
-        "not_before",
-        "started_at",
-        "updated_at",
-        "status_reason",
-        "log_seq",
-    }
-)
-_UNWRITTEN = tuple(sorted(MUTABLE_FIELDS - _WRITTEN))
-
 _INSERT_LOGS = sa.insert(logs)
-_CLAIM_WRITE = (
-    sa.update(runs)
-    .where(runs.c.seq == sa.bindparam("b_seq"))
-    .values(
-        status=Status.RUNNING.value,
-        attempt=sa.bindparam("b_attempt"),
-        lease_token=sa.bindparam("b_token"),
-        worker_id=sa.bindparam("b_worker"),
-        deadline_at=sa.bindparam("b_deadline", type_=runs.c.deadline_at.type),
-        not_before=None,
-        started_at=sa.bindparam("b_started", type_=runs.c.started_at.type),
-        updated_at=sa.bindparam("b_updated", type_=runs.c.updated_at.type),
-        status_reason=None,
-        log_seq=sa.bindparam("b_log_seq"),
-    )
-)
+
+
+@functools.cache
+def _claim_write(fields: tuple[str, ...]) -> sa.Update:
+    """The UPDATE that applies a claim's changes (:func:`runkit.domain.moves.changes`) to
+    the runs chosen, by ``seq`` (executemany): one statement per shape of changes."""
+    values: dict[str, Any] = {
+        name: sa.bindparam(f"v_{name}", type_=runs.c[name].type) for name in fields
+    }
+    values["log_seq"] = sa.bindparam("b_log_seq", type_=runs.c.log_seq.type)
+    return sa.update(runs).where(runs.c.seq == sa.bindparam("b_seq")).values(values)
 
 
 def _due() -> sa.ColumnElement[bool]:
@@ -273,26 +252,17 @@ def _write(
     out: list[Run] = []
     params: list[dict[str, Any]] = []
     entries: list[dict[str, Any]] = []
+    fields: tuple[str, ...] = ()
     for run in chosen:
-        new, entry = claimed(run, worker_id, now, lease)
-        new = attrs.evolve(new, log_seq=run.log_seq + 1)
-        for name in _UNWRITTEN:  # identity: evolve() keeps the values it was not given
-            if getattr(new, name) is not getattr(run, name):
-                raise AssertionError(f"claimed() changed {name}, which the SQL claim omits")
-        params.append(
-            {
-                "b_seq": run.seq,
-                "b_attempt": new.attempt,
-                "b_token": new.lease_token,
-                "b_worker": new.worker_id,
-                "b_deadline": new.deadline_at,
-                "b_started": new.started_at,
-                "b_updated": new.updated_at,
-                "b_log_seq": new.log_seq,
-            }
-        )
+        claimed_fields, entry = moves.claim(run, worker_id, now, lease)
+        new = attrs.evolve(run, **claimed_fields, log_seq=run.log_seq + 1)
+        changed = change_values(claimed_fields)
+        fields = tuple(sorted(changed))
+        row = {f"v_{name}": value for name, value in changed.items()}
+        row.update(b_seq=run.seq, b_log_seq=new.log_seq)
+        params.append(row)
         entries.extend(log_values(run.seq, materialize(new, [entry], run.log_seq, now)))
         out.append(new)
-    conn.execute(_CLAIM_WRITE, params)
+    conn.execute(_claim_write(fields), params)
     conn.execute(_INSERT_LOGS, entries)
     return out

@@ -709,6 +709,11 @@ class SqlStore(Store):
         with self._tx.write() as conn:
             return fn(conn, *args)
 
+    @property
+    def notifies_other_processes(self) -> bool:
+        """PostgreSQL has NOTIFY; SQLite listeners watch every commit instead."""
+        return self.dialect == "postgresql"
+
     async def notify(self, channel: str, payload: str = "") -> None:
         """``pg_notify(channel, payload)`` in its own transaction; nothing on SQLite."""
         if self.dialect != "postgresql":
