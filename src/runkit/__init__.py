@@ -1,5 +1,6 @@
 """runkit: typed actions as durable runs, embeddable, on memory, SQLite or PostgreSQL."""
 
+from .authoring import Fatal, ParkForApproval, Retryable, RunContext, SyncRunContext, hookimpl
 from .domain.clock import Clock, ManualClock, SystemClock
 from .domain.cursor import Cursor
 from .domain.errors import (
@@ -33,16 +34,10 @@ from .domain.models import (
 )
 from .domain.states import TRANSITIONS, Action, Status
 from .engine import (
-    Fatal,
-    ParkForApproval,
-    Retryable,
-    RunContext,
-    SyncRunContext,
     Worker,
     embedded_workers,
     run_workers,
 )
-from .plugins.hookspecs import hookimpl
 from .service.runkit import Runkit, Settings
 from .service.sync import SyncRunkit
 

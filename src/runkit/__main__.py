@@ -146,7 +146,7 @@ def _db(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     import anyio
 
-    from .engine._demo import demo
+    from ._demo import demo
 
     # The demo uses the test kinds; they register only when this is set at Runkit build.
     os.environ["RUNKIT_ENABLE_TEST_KINDS"] = "1"

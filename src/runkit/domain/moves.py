@@ -10,6 +10,7 @@ they never restate a move's effects.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,7 +18,7 @@ import attrs
 
 from .errors import IllegalTransition
 from .kind import ApprovalPolicy
-from .models import NewLogEntry, Run
+from .models import Lease, NewLogEntry, Run
 from .states import LEASED, TERMINAL, Action, Status, _NoTransition, allowed_actions, next_status
 
 
@@ -168,3 +169,17 @@ def refuses_pause(run: Run, pausable: bool) -> bool:
     """Whether a pause must be refused although the table has the move: a running run of a
     kind that cannot stop at a checkpoint (it would restart from scratch on resume)."""
     return run.status is Status.RUNNING and not pausable
+
+
+@attrs.frozen
+class Report:
+    """How an attempt ended, for :meth:`WorkerOps.report`. Build one with
+    ``completion()`` or ``failure()``. ``logs`` are the attempt's last log entries, written
+    in the same transaction; ``known`` is the run as the worker holds it (saves a read)."""
+
+    lease: Lease
+    action: Action
+    reason: str | None
+    extra: Mapping[str, Any] = attrs.field(factory=dict)
+    logs: tuple[NewLogEntry, ...] = ()
+    known: Run | None = None

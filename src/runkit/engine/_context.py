@@ -1,4 +1,4 @@
-"""``RunContext``: what an executor sees of its run, and its only way to write to it.
+"""``AttemptContext``: what an executor sees of its run, and its only way to write to it.
 
 Log entries are buffered and flushed by the worker every few milliseconds (and always
 before the attempt's outcome is reported), so a chatty executor costs a commit per flush,
@@ -16,6 +16,7 @@ import anyio
 import anyio.from_thread
 import anyio.lowlevel
 
+from ..domain.context import RunContext
 from ..domain.models import Lease, NewLogEntry, Run
 
 if TYPE_CHECKING:
@@ -24,8 +25,8 @@ if TYPE_CHECKING:
 _LEVELS = frozenset({"debug", "info", "warning", "error"})
 
 
-class RunContext:
-    """Handed to ``executor(ctx)``; one per attempt."""
+class AttemptContext:
+    """The engine's :class:`runkit.RunContext`: handed to ``executor(ctx)``, one per attempt."""
 
     def __init__(
         self,
@@ -160,16 +161,16 @@ class RunContext:
 
     # ---------------------------------------------------------------- sync executors ------
     @property
-    def sync(self) -> SyncRunContext:
+    def sync(self) -> SyncAttemptContext:
         """Blocking helpers for executors that are plain functions (run in a thread)."""
-        return SyncRunContext(self)
+        return SyncAttemptContext(self)
 
 
-class SyncRunContext:
+class SyncAttemptContext:
     """``ctx.sync.log(...)`` from a worker thread. Each call is also a cancellation point:
     after a cancel, pause or timeout it raises, so the thread unwinds."""
 
-    def __init__(self, ctx: RunContext) -> None:
+    def __init__(self, ctx: AttemptContext) -> None:
         self._ctx = ctx
 
     def log(
@@ -196,3 +197,8 @@ class SyncRunContext:
 
     def check_cancelled(self) -> None:
         anyio.from_thread.check_cancelled()
+
+
+def as_run_context(ctx: AttemptContext) -> RunContext:
+    """The engine's context is what kind authors program against (mypy checks it here)."""
+    return ctx

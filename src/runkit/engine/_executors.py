@@ -18,7 +18,7 @@ import attrs
 
 from ..domain.kind import Kind, RetryPolicy
 from ..domain.signals import Fatal, ParkForApproval, Retryable
-from ._context import RunContext
+from ._context import AttemptContext
 
 
 @attrs.frozen
@@ -32,7 +32,7 @@ class Outcome:
     park_timeout: timedelta | None = None
 
 
-async def call_executor(executor: Callable[..., Any], ctx: RunContext) -> Any:
+async def call_executor(executor: Callable[..., Any], ctx: AttemptContext) -> Any:
     if inspect.iscoroutinefunction(executor):
         return await executor(ctx)
     # Not abandoned on cancel: the thread unwinds at its next ctx.sync call, so a stopped
@@ -43,7 +43,7 @@ async def call_executor(executor: Callable[..., Any], ctx: RunContext) -> Any:
     return result
 
 
-async def run_attempt(kind: Kind, ctx: RunContext, scope: anyio.CancelScope) -> Outcome:
+async def run_attempt(kind: Kind, ctx: AttemptContext, scope: anyio.CancelScope) -> Outcome:
     """Run ``kind``'s executor inside ``scope`` (which the worker cancels to stop it) with
     the kind's timeout."""
     assert kind.executor is not None  # KindRegistry refuses kinds without one

@@ -11,7 +11,6 @@ decides every move.
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import socket
@@ -29,30 +28,21 @@ from ..domain.errors import (
     ConfigurationError,
     IllegalTransition,
     LeaseLost,
-    RunkitError,
-    StorageUnavailable,
     ValidationError,
 )
 from ..domain.kind import Kind, RetryPolicy
 from ..domain.models import Lease, NewLogEntry, Run, WorkerInfo
+from ..domain.moves import Report
 from ..domain.states import Status
-from ..service.wakeups import Signal
-from ..service.worker_ops import Report
-from ._context import RunContext
+from ._context import AttemptContext
 from ._executors import Outcome, backoff, error_body, is_retryable, run_attempt
+from ._outbox import CompletionBuffer, persist
+from ._wakeups import Signal
 
 if TYPE_CHECKING:
     from ..service.runkit import Runkit
 
 log = logging.getLogger("runkit.engine")
-
-
-@attrs.define
-class _Written:
-    """A queued outcome's fate: the run as written, or the error its report met."""
-
-    done: anyio.Event = attrs.field(factory=anyio.Event)
-    result: Any = None
 
 
 @attrs.define
@@ -63,7 +53,7 @@ class _Held:
     lease: Lease
     scope: anyio.CancelScope
     kind: Kind | None = None
-    ctx: RunContext | None = None
+    ctx: AttemptContext | None = None
     #: None, or why the worker stopped the executor: cancel, pause, lost, release.
     stop: str | None = None
     pause_deadline: float | None = None
@@ -124,8 +114,13 @@ class Worker:
         self._started_at = runkit.clock.now()
         self._registered_at = float("-inf")  # monotonic time of the last registry write
         #: Outcomes waiting to be written together (the completion buffer).
-        self._outbox: list[tuple[Report, _Written]] = []
-        self._outbox_ready = Signal()
+        self._outbox = CompletionBuffer(
+            runkit.ops.report,
+            batch=self.batch,
+            flush_interval=flush_interval,
+            lease_seconds=lambda: runkit.settings.lease.total_seconds(),
+            holding=lambda: len(self._held),
+        )
 
     # ---------------------------------------------------------------- lifecycle -----------
     @property
@@ -192,7 +187,7 @@ class Worker:
             self._tg = tg
             tg.start_soon(self._forward_wakeups)
             tg.start_soon(self._heartbeat_loop)
-            tg.start_soon(self._outbox_loop)
+            tg.start_soon(self._outbox.run)
             if self.rescue:
                 tg.start_soon(self._rescue_loop)
             task_status.started(self)
@@ -278,7 +273,7 @@ class Worker:
             body = _fatal(invalid)
             await self._report(held, lambda: self.runkit.ops.fail(held.lease, body))
             return
-        ctx = held.ctx = RunContext(self.runkit, run, held.lease, definition, self.worker_id)
+        ctx = held.ctx = AttemptContext(self.runkit, run, held.lease, definition, self.worker_id)
         ctx._scope = held.scope
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._flusher, held, ctx)
@@ -289,7 +284,7 @@ class Worker:
         # The last entries go with the outcome, in its transaction.
         await self._finish(held, kind, outcome, ctx.take_logs())
 
-    async def _flusher(self, held: _Held, ctx: RunContext) -> None:
+    async def _flusher(self, held: _Held, ctx: AttemptContext) -> None:
         while True:
             await ctx.wait_pending()
             await anyio.sleep(self.flush_interval)  # gather a few entries per commit
@@ -355,73 +350,30 @@ class Worker:
                 report = rk.ops.failure(lease, body, reason=reason, logs=logs, known=run)
             await self._submit(held, report)
 
-    # ---------------------------------------------------------------- completion buffer ---
+    # ---------------------------------------------------------------- writing outcomes ----
     async def _submit(self, held: _Held, report: Report) -> None:
-        """Queue ``report`` for the next batched write and wait until it is written."""
-        written = _Written()
-        self._outbox.append((report, written))
-        self._outbox_ready.fire()
-        await written.done.wait()
-        if isinstance(written.result, (LeaseLost, IllegalTransition)):
+        """Write ``report`` with the next batch of outcomes (the completion buffer)."""
+        result = await self._outbox.submit(report)
+        if isinstance(result, (LeaseLost, IllegalTransition)):
             log.info(
-                "run %s attempt %s: outcome dropped (%s)",
-                held.run.id,
-                held.lease.attempt,
-                written.result,
+                "run %s attempt %s: outcome dropped (%s)", held.run.id, held.lease.attempt, result
             )
-        elif isinstance(written.result, BaseException):
+        elif isinstance(result, BaseException):
             log.warning("run %s: outcome not written; the rescuer will requeue it", held.run.id)
         else:
-            _log_outcome(written.result)
-
-    async def _outbox_loop(self) -> None:
-        """Write queued outcomes in batches: at once when every run this worker holds has
-        reported (nobody else is about to), else after ``flush_interval`` gathers more."""
-        while True:
-            if not self._outbox:
-                await self._outbox_ready.wait()
-                continue
-            if len(self._outbox) < min(len(self._held), self.batch):
-                await self._outbox_ready.wait(self.flush_interval)
-            batch, self._outbox = self._outbox[: self.batch], self._outbox[self.batch :]
-            write = functools.partial(self.runkit.ops.report, [report for report, _ in batch])
-            try:
-                results: list[Any] = await self._persist(write)
-            except Exception as exc:  # storage gone for a whole lease: the rescuer takes over
-                results = [exc] * len(batch)
-            for (_, written), result in zip(batch, results, strict=True):
-                written.result = result
-                written.done.set()
+            _log_outcome(result)
 
     async def _report(self, held: _Held, call: Callable[[], Awaitable[Any]]) -> None:
         """A fenced write of the attempt's outcome. A lost lease means another attempt owns
         the run now: drop the outcome silently (that is the fence working)."""
         try:
-            _log_outcome(await self._persist(call))
+            _log_outcome(await persist(call, self.runkit.settings.lease.total_seconds()))
         except (LeaseLost, IllegalTransition) as exc:
             log.info(
                 "run %s attempt %s: outcome dropped (%s)", held.run.id, held.lease.attempt, exc
             )
         except Exception:
             log.warning("run %s: outcome not written; the rescuer will requeue it", held.run.id)
-
-    async def _persist(self, call: Callable[[], Awaitable[Any]]) -> Any:
-        """Retry ``call`` through storage outages for up to one lease, then re-raise (the
-        lease has expired by then and the rescuer owns the run)."""
-        deadline = time.monotonic() + self.runkit.settings.lease.total_seconds()
-        delay = 0.05
-        while True:
-            try:
-                return await call()
-            except RunkitError as exc:
-                if not isinstance(exc, StorageUnavailable) or time.monotonic() > deadline:
-                    raise
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                log.warning("storage write failed; retrying", exc_info=True)
-            await anyio.sleep(delay)
-            delay = min(delay * 2, 1.0)
 
     # ---------------------------------------------------------------- heartbeat -----------
     async def _heartbeat_loop(self) -> None:

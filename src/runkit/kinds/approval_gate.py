@@ -11,10 +11,7 @@ from typing import Any
 
 import attrs
 
-from ..domain.kind import ApprovalPolicy, Kind
-from ..domain.signals import ParkForApproval
-from ..engine._context import RunContext
-from ..plugins.hookspecs import hookimpl
+from ..authoring import ApprovalPolicy, Kind, ParkForApproval, RunContext, hookimpl
 
 ON_TIMEOUT = ("reject", "fail", "approve")
 

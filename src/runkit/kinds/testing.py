@@ -10,10 +10,7 @@ from typing import Any
 import anyio
 import attrs
 
-from ..domain.kind import Kind, RetryPolicy
-from ..domain.signals import Retryable
-from ..engine._context import RunContext
-from ..plugins.hookspecs import hookimpl
+from ..authoring import Kind, Retryable, RetryPolicy, RunContext, hookimpl
 
 _non_negative_int = attrs.validators.ge(0)
 _non_negative = attrs.validators.ge(0.0)

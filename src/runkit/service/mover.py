@@ -18,8 +18,8 @@ from ..domain.kind import KindRegistry
 from ..domain.models import Expect, Lease, NewLogEntry, Principal, Run
 from ..domain.settings import Settings
 from ..domain.states import LEASED, Action, Status, allowed_actions
+from ..engine._wakeups import Wakeups
 from ..storage.base import Store, Update
-from .wakeups import Wakeups
 
 #: How often a compare-and-set that lost a race is re-evaluated before giving up.
 CAS_ATTEMPTS = 20

@@ -6,29 +6,27 @@ from __future__ import annotations
 import builtins
 import inspect
 from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
-from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import anyio
 import pluggy
 from anyio.abc import TaskGroup
 
+from ..domain import creating, moves
 from ..domain import inputs as _inputs
-from ..domain import moves
 from ..domain.clock import Clock, SystemClock
 from ..domain.cursor import Cursor
 from ..domain.display import display_status
 from ..domain.errors import (
     ConfigurationError,
-    IdempotencyConflict,
     IllegalTransition,
     NotAllowed,
     RunNotFound,
     ValidationError,
 )
-from ..domain.idempotency import IdempotencyPolicy, fingerprint, scope_key
+from ..domain.idempotency import IdempotencyPolicy
 from ..domain.kind import Kind, KindRegistry
 from ..domain.models import (
     SYSTEM,
@@ -46,12 +44,12 @@ from ..domain.models import (
 )
 from ..domain.settings import Settings
 from ..domain.states import Action, Status, allowed_actions
-from ..plugins.manager import collect_kinds, make_plugin_manager
+from ..engine._wakeups import Wakeups
 from ..storage.base import Store
 from ..storage.protocols import NotificationListener, Notifier, TransactionalInsert
 from ..storage.urls import open_store
 from .mover import CAS_ATTEMPTS, Mover, iso
-from .wakeups import Wakeups
+from .plugins import collect_kinds, collect_storage, make_plugin_manager
 from .worker_ops import WorkerOps
 
 __all__ = ["Runkit", "Settings"]
@@ -83,7 +81,9 @@ class Runkit:
         self.kinds: KindRegistry = collect_kinds(self.plugins)
         for kind in kinds:
             self.kinds.register(kind, owner="Runkit(kinds=...)")
-        self.store: Store = open_store(store, self.plugins) if isinstance(store, str) else store
+        if isinstance(store, str):
+            store = open_store(store, collect_storage(self.plugins))
+        self.store: Store = store
         self.clock: Clock = clock or SystemClock()
         self.idempotency = idempotency or IdempotencyPolicy()
         self.settings = settings or Settings()
@@ -304,12 +304,12 @@ class Runkit:
                 if execute:
                     self.wakeups.work_available()
                 return Created(stored, True)
-            if self._idempotency_expired(stored, run.created_at):
+            if creating.expired(stored, self.idempotency, run.created_at):
                 await self.store.update(
                     stored.id, Expect(frozenset(Status)), {"idempotency_scope": None}
                 )
                 continue  # the key is free again: insert anew
-            return self._replay(stored, run)
+            return creating.replay(stored, run)
         raise RuntimeError("idempotency key kept changing hands")  # pragma: no cover
 
     def create_in(
@@ -334,69 +334,20 @@ class Runkit:
             )
         run, entries = self._build(kind, definition, **options)
         stored, created = self.store.insert_in(connection, run, entries)
-        return Created(stored, True) if created else self._replay(stored, run)
+        return Created(stored, True) if created else creating.replay(stored, run)
 
     def _build(
-        self,
-        kind: str,
-        definition: Mapping[str, Any] | None,
-        *,
-        idempotency_key: str | None = None,
-        concurrency_key: str | None = None,
-        concurrency_limit: int | None = None,
-        parent_action_run_id: UUID | str | None = None,
-        action_id: str | None = None,
-        principal: Principal | None = None,
-        execute: bool = False,
+        self, kind: str, definition: Mapping[str, Any] | None, **options: Any
     ) -> tuple[Run, builtins.list[NewLogEntry]]:
         """A new run from a create request, validated, and its first audit entries."""
-        spec = self.kinds.require(kind)
-        definition = {} if definition is None else definition
-        spec.validate(definition)
-        idem = _inputs.key(idempotency_key, ("idempotency_key",))
-        ckey = _inputs.key(concurrency_key, ("concurrency_key",))
-        action_id = _inputs.optional_str(action_id, ("action_id",))
-        parent = _inputs.optional_uuid(parent_action_run_id, ("parent_action_run_id",))
-        limit = concurrency_limit
-        if limit is None:
-            limit = self.settings.concurrency_limits.get(ckey, 1) if ckey else 1
-        limit = _inputs.bounded_int(limit, ("concurrency_limit",), 1, 10_000)
-        now = self.clock.now()
-        definition = dict(definition)
-        run = Run(
-            id=uuid4(),
-            kind=spec.name,
-            status=Status.PENDING,
-            created_at=now,
-            updated_at=now,
-            definition=definition,
-            action_id=action_id,
-            idempotency_key=idem,
-            concurrency_key=ckey,
-            concurrency_limit=limit,
-            parent_action_run_id=parent,
-            trigger_method=principal.trigger_method if principal else "api",
-            trigger_source_type=principal.trigger_source_type if principal else None,
-            trigger_source_id=principal.id if principal else None,
-            idempotency_scope=scope_key(self.idempotency, idem, spec.name, principal)
-            if idem
-            else None,
-            fingerprint=fingerprint(spec.name, definition, parent, action_id) if idem else None,
+        return creating.new_run(
+            self.kinds.require(kind),
+            definition,
+            now=self.clock.now(),
+            idempotency=self.idempotency,
+            limits=self.settings.concurrency_limits,
+            **options,
         )
-        actor = principal.id if principal else None
-        return moves.created(run, execute=execute, actor=actor, now=now)
-
-    @staticmethod
-    def _replay(existing: Run, request: Run) -> Created:
-        """The answer when ``request``'s idempotency key is held by ``existing``."""
-        if existing.fingerprint != request.fingerprint:
-            assert request.idempotency_key is not None
-            raise IdempotencyConflict(request.idempotency_key, existing.id)
-        return Created(existing, False)
-
-    def _idempotency_expired(self, run: Run, now: datetime) -> bool:
-        ttl = self.idempotency.ttl
-        return ttl is not None and run.created_at + ttl <= now
 
     # ---------------------------------------------------------------- client actions ------
     async def execute(self, run_id: UUID | str, *, principal: Principal | None = None) -> Run:

@@ -12,29 +12,14 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-import attrs
-
 from ..domain import moves
 from ..domain.errors import IllegalTransition, LeaseLost
 from ..domain.models import SYSTEM, Expect, Lease, LogEntry, NewLogEntry, Run, WorkerInfo
+from ..domain.moves import Report
 from ..domain.redact import clean_all, redact_value
 from ..domain.states import LEASED, Action, Status
 from ..storage.base import Update, fence_expect
 from .mover import CAS_ATTEMPTS, Mover, iso
-
-
-@attrs.frozen
-class Report:
-    """How an attempt ended, for :meth:`WorkerOps.report`. Build one with
-    ``completion()`` or ``failure()``. ``logs`` are the attempt's last log entries, written
-    in the same transaction; ``known`` is the run as the worker holds it (saves a read)."""
-
-    lease: Lease
-    action: Action
-    reason: str | None
-    extra: Mapping[str, Any] = attrs.field(factory=dict)
-    logs: tuple[NewLogEntry, ...] = ()
-    known: Run | None = None
 
 
 class WorkerOps:

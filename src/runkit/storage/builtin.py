@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..plugins.hookspecs import hookimpl
+from ..hookspecs import hookimpl
 from .base import Store
 
 

@@ -70,18 +70,35 @@ def _due() -> sa.ColumnElement[bool]:
     )
 
 
+def _leased(table: sa.FromClause) -> sa.ColumnElement[bool]:
+    """The runs of ``table`` that hold a slot of their key: the occupancy rule of
+    :mod:`runkit.domain.keys`, in SQL (values inline, so the statement caches)."""
+    status: sa.ColumnElement[str] = table.c.status
+    return status.in_([sa.literal_column(f"'{v}'") for v in LEASED_VALUES])
+
+
 def _held_of(key: sa.ColumnElement[Any]) -> sa.ScalarSelect[int]:
     """How many runs of ``key`` hold a lease: a correlated count."""
     leased = runs.alias("leased")
     return (
         sa.select(sa.func.count())
         .select_from(leased)
-        .where(
-            leased.c.concurrency_key == key,
-            leased.c.status.in_([sa.literal_column(f"'{v}'") for v in LEASED_VALUES]),
-        )
+        .where(leased.c.concurrency_key == key, _leased(leased))
         .scalar_subquery()
     )
+
+
+def occupancy(conn: Connection, keys: list[str]) -> dict[str, int]:
+    """For each of ``keys``, how many of its runs are leased (``Store.occupancy``)."""
+    stmt = (
+        sa.select(runs.c.concurrency_key, sa.func.count())
+        .where(runs.c.concurrency_key.in_(keys), _leased(runs))
+        .group_by(runs.c.concurrency_key)
+    )
+    out = dict.fromkeys(keys, 0)
+    for key, count in conn.execute(stmt):
+        out[key] = count
+    return out
 
 
 _LIMIT = sa.bindparam("b_limit", type_=sa.Integer())

@@ -24,26 +24,23 @@ from __future__ import annotations
 
 import builtins
 import functools
-import sqlite3
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
 import anyio
 import anyio.to_thread
-import attrs
 import sqlalchemy as sa
 from sqlalchemy import exc
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from ...domain.errors import StorageUnavailable
 from ...domain.models import Expect, Lease, LogEntry, NewLogEntry, Run, RunQuery, WorkerInfo
 from ...domain.states import LEASED, TERMINAL, Status
 from ..base import Store, Update, check_changes, fence_expect
 from . import claim as _claim
 from . import workers as _workers
+from .cas import cas, status_in
 from .engine import (
     Synchronous,
     Transactions,
@@ -53,12 +50,13 @@ from .engine import (
     translate,
     violates,
 )
-from .rows import change_values, row_to_run, rows_to_run_logs, run_values, stored_logs
+from .insert import Inserter
+from .listen import Listening
+from .rows import row_to_run, rows_to_run_logs, stored_logs
 from .schema import logs, runs
-from .watch import DataVersionWatcher
 
 if TYPE_CHECKING:
-    from .notify import PgListener
+    pass
 
 __all__ = ["SqlStore"]
 
@@ -72,39 +70,10 @@ _HEARTBEAT_CHUNK = 500
 _ANY = Expect(frozenset(Status))
 
 
-def _status_in(statuses: Sequence[str]) -> sa.ColumnElement[bool]:
-    """``status IN (...)`` with the values inline: a literal list would be an "expanding"
-    parameter, re-rendered into the SQL string on every execution."""
-    return runs.c.status.in_([sa.literal_column(f"'{Status(v).value}'") for v in statuses])
-
-
 #: Prebuilt hot statements: built once, so each call only binds parameters and SQLAlchemy's
 #: compiled cache is hit (a statement rebuilt per call costs more CPU than SQLite's work).
 _GET = sa.select(runs).where(runs.c.id == sa.bindparam("b_id", type_=runs.c.id.type))
-_HOLDER = sa.select(runs).where(runs.c.idempotency_scope == sa.bindparam("b_scope"))
 _INSERT_LOGS = sa.insert(logs)
-#: Creates write one or two entries; up to this many go in the one-statement insert.
-_ONE_STATEMENT_ENTRIES = 4
-_LOG_FIELDS = ("seq", "attempt", "level", "event", "message", "data", "occurred_at", "worker_id")
-
-
-def _insert_with_logs(insert_run: Any, count: int) -> sa.Select[Any]:
-    """``WITH r AS (INSERT run ... RETURNING seq), l AS (INSERT INTO logs SELECT r.seq, ...
-    FROM r) SELECT seq FROM r``: PostgreSQL runs every data-modifying CTE, and the log rows
-    exist only if the run row was inserted (no row in ``r``, no log rows)."""
-    r = insert_run.cte("r")
-    rows = [
-        sa.select(
-            r.c.seq,
-            *(sa.bindparam(f"e{i}_{name}", type_=logs.c[name].type) for name in _LOG_FIELDS),
-        )
-        for i in range(count)
-    ]
-    source = rows[0] if count == 1 else sa.union_all(*rows)
-    add_logs = sa.insert(logs).from_select(["run_seq", *_LOG_FIELDS], source).cte("l")
-    return sa.select(r.c.seq).add_cte(add_logs)
-
-
 #: One page of a run's log: the run's ``seq`` is looked up first (a scalar subquery), so the
 #: page is an index range scan on the log key ``(run_seq, seq)`` on every page, the first
 #: included (a join on the UUID let PostgreSQL's planner pick a sequential scan).
@@ -136,68 +105,11 @@ _HEARTBEAT = (
         sa.tuple_(runs.c.id, runs.c.attempt, runs.c.lease_token).in_(
             sa.bindparam("b_keys", expanding=True)
         ),
-        _status_in(_LEASED),
+        status_in(_LEASED),
     )
     .values(deadline_at=sa.bindparam("b_deadline", type_=runs.c.deadline_at.type))
     .returning(runs.c.id, runs.c.attempt, runs.c.lease_token, runs.c.status)
 )
-#: What an append needs back to materialize its entries.
-_APPENDED = (runs.c.seq, runs.c.log_seq, runs.c.attempt)
-
-
-@functools.lru_cache(maxsize=512)
-def _guarded_update(
-    fields: tuple[str, ...],
-    statuses: tuple[str, ...],
-    attempt: bool,
-    token: bool,
-    whole: bool,
-) -> sa.Update:
-    """The compare-and-set UPDATE of a shape of call: which ``fields`` change, and which
-    :class:`Expect` guards apply. Parameters: ``b_id``, ``b_n`` (ids reserved for entries:
-    ``log_seq`` always moves, by 0 without entries, so the SET clause is never empty),
-    ``b_attempt``/``b_token`` for the guards, ``v_<field>`` for each change. Returns the
-    whole row (``whole``) or only :data:`_APPENDED`."""
-    where: list[sa.ColumnElement[bool]] = [
-        runs.c.id == sa.bindparam("b_id", type_=runs.c.id.type),
-        _status_in(statuses),
-    ]
-    if attempt:
-        where.append(runs.c.attempt == sa.bindparam("b_attempt", type_=sa.Integer()))
-    if token:
-        where.append(runs.c.lease_token == sa.bindparam("b_token", type_=sa.String()))
-    values: dict[str, Any] = {
-        name: sa.bindparam(f"v_{name}", type_=runs.c[name].type) for name in fields
-    }
-    values["log_seq"] = runs.c.log_seq + sa.bindparam("b_n", type_=sa.Integer())
-    stmt = sa.update(runs).where(*where).values(values)
-    return stmt.returning(*runs.c) if whole else stmt.returning(*_APPENDED)
-
-
-def _statuses(expect: Expect) -> tuple[str, ...]:
-    return tuple(sorted(s.value for s in expect.statuses))
-
-
-def _cas(
-    run_id: UUID, expect: Expect, changes: Mapping[str, Any], n: int, *, whole: bool = True
-) -> tuple[sa.Update, dict[str, Any]]:
-    """The statement and parameters of one compare-and-set (:func:`_guarded_update`)."""
-    values = change_values(changes)
-    stmt = _guarded_update(
-        tuple(sorted(values)),
-        _statuses(expect),
-        expect.attempt is not None,
-        expect.lease_token is not None,
-        whole,
-    )
-    params = {f"v_{name}": value for name, value in values.items()}
-    params["b_id"] = run_id
-    params["b_n"] = n
-    if expect.attempt is not None:
-        params["b_attempt"] = expect.attempt
-    if expect.lease_token is not None:
-        params["b_token"] = expect.lease_token
-    return stmt, params
 
 
 class SqlStore(Store):
@@ -237,28 +149,13 @@ class SqlStore(Store):
         self.dialect = self.engine.dialect.name
         self._tx = Transactions(self.engine, autocommit_engine=self._owns_engine)
         self._create_schema = create_schema
-        self._listen_dsn = listen_dsn
-        self._listener: PgListener | None = None
-        self._watcher: DataVersionWatcher | None = None
+        self._listening = Listening(self.engine, listen_dsn)
         if self.dialect == "sqlite" and is_memory_sqlite(self.engine.url):
             self._threads = 1  # one shared connection: one primitive at a time
         else:
             self._threads = max_threads or (4 if self.dialect == "sqlite" else 8)
         self._limiter: anyio.CapacityLimiter | None = None
-        dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
-        self._insert_run = (
-            dialect_insert(runs)
-            .on_conflict_do_nothing(index_elements=[runs.c.idempotency_scope])
-            .returning(runs.c.seq)
-        )
-        # The same INSERT with explicit binds, to nest in a CTE (PostgreSQL only).
-        self._insert_run_values = (
-            postgresql.insert(runs)
-            .values({c.name: sa.bindparam(c.name, type_=c.type) for c in runs.c if c.name != "seq"})
-            .on_conflict_do_nothing(index_elements=[runs.c.idempotency_scope])
-            .returning(runs.c.seq)
-        )
-        self._insert_statements: dict[int, sa.Select[Any]] = {}
+        self._inserter = Inserter(self.dialect)
 
     def __repr__(self) -> str:
         return f"SqlStore({self.engine.url.render_as_string(hide_password=True)!r})"
@@ -301,12 +198,7 @@ class SqlStore(Store):
                 conn.execute(sa.select(1))
 
     async def close(self) -> None:
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
-        if self._watcher is not None:
-            self._watcher.close()
-            self._watcher = None
+        self._listening.close()
         if self._owns_engine:
             self.engine.dispose()
 
@@ -315,42 +207,7 @@ class SqlStore(Store):
         return await self._call(functools.partial(self._insert, run, entries))
 
     def _insert(self, run: Run, entries: Sequence[NewLogEntry]) -> tuple[Run, bool]:
-        if self.dialect == "postgresql" and 0 < len(entries) <= _ONE_STATEMENT_ENTRIES:
-            return self._insert_one_statement(run, entries)
-        with self._tx.write() as conn:
-            return self._insert_on(conn, run, entries)
-
-    def _insert_one_statement(self, run: Run, entries: Sequence[NewLogEntry]) -> tuple[Run, bool]:
-        """PostgreSQL: the run and its first entries in one statement (data-modifying CTEs)
-        outside an explicit transaction: one round trip, atomic as any single statement."""
-        statement = self._insert_statements.get(len(entries))
-        if statement is None:
-            statement = self._insert_statements[len(entries)] = _insert_with_logs(
-                self._insert_run_values, len(entries)
-            )
-        params = run_values(run)
-        params["log_seq"] = len(entries)
-        rows: builtins.list[dict[str, Any]] = []
-        stored_logs(run.id, 0, run.attempt, entries, 0, datetime.now(UTC), rows)
-        for i, row in enumerate(rows):
-            params.update(
-                {f"e{i}_{name}": value for name, value in row.items() if name != "run_seq"}
-            )
-        for _ in range(10):
-            with self._tx.single() as conn:
-                try:
-                    seq = conn.execute(statement, params).scalar_one_or_none()
-                except exc.IntegrityError as err:
-                    if violates(err, "runkit_runs_id_key", "runkit_runs.id"):
-                        raise ValueError(f"run {run.id} exists") from err
-                    raise
-                if seq is not None:
-                    return attrs.evolve(run, seq=seq, log_seq=len(entries)), True
-                holder = conn.execute(_HOLDER, {"b_scope": run.idempotency_scope}).first()
-            if holder is not None:
-                return row_to_run(holder), False
-            # The holder was deleted between the two statements: the scope is free again.
-        raise StorageUnavailable(f"idempotency scope {run.idempotency_scope!r} kept changing hands")
+        return self._inserter.insert(self._tx, run, entries)
 
     def insert_in(
         self, connection: Connection, run: Run, entries: Sequence[NewLogEntry] = ()
@@ -360,35 +217,9 @@ class SqlStore(Store):
         roll back with the host's own writes. Nobody is woken: workers find the run at
         their next poll, or call :meth:`notify` after the commit."""
         try:
-            return self._insert_on(connection, run, entries)
+            return self._inserter.insert_on(connection, run, entries)
         except exc.DBAPIError as err:
             raise translate(err) from err
-
-    def _insert_on(
-        self, conn: Connection, run: Run, entries: Sequence[NewLogEntry]
-    ) -> tuple[Run, bool]:
-        values = run_values(run)
-        values["log_seq"] = len(entries)
-        scope = run.idempotency_scope
-        for _ in range(10):
-            try:
-                seq = conn.execute(self._insert_run, values).scalar_one_or_none()
-            except exc.IntegrityError as err:
-                if violates(err, "runkit_runs_id_key", "runkit_runs.id"):
-                    raise ValueError(f"run {run.id} exists") from err
-                raise
-            if seq is not None:
-                stored = attrs.evolve(run, seq=seq, log_seq=len(entries))
-                if entries:
-                    rows: builtins.list[dict[str, Any]] = []
-                    stored_logs(run.id, seq, run.attempt, entries, 0, datetime.now(UTC), rows)
-                    conn.execute(_INSERT_LOGS, rows)
-                return stored, True
-            holder = conn.execute(_HOLDER, {"b_scope": scope}).first()
-            if holder is not None:
-                return row_to_run(holder), False
-            # The holder was deleted between the two statements: the scope is free again.
-        raise StorageUnavailable(f"idempotency scope {scope!r} kept changing hands")
 
     async def get(self, run_id: UUID) -> Run | None:
         return await self._call(functools.partial(self._get, run_id))
@@ -450,7 +281,7 @@ class SqlStore(Store):
         """One compare-and-set in the caller's transaction. Its log rows are inserted here,
         or appended to ``rows`` for the caller to insert with others."""
         n = len(item.entries)
-        stmt, params = _cas(item.run_id, item.expect, item.changes, n)
+        stmt, params = cas(item.run_id, item.expect, item.changes, n)
         try:
             row = conn.execute(stmt, params).first()
         except exc.IntegrityError as err:
@@ -567,7 +398,7 @@ class SqlStore(Store):
         # The fenced increment reserves the ids: concurrent appenders queue on the row lock
         # and get consecutive, never overlapping, ranges.
         expect = fence_expect(fence) if fence is not None else _ANY
-        stmt, params = _cas(run_id, expect, {}, n, whole=False)
+        stmt, params = cas(run_id, expect, {}, n, whole=False)
         rows: builtins.list[dict[str, Any]] = []
         with self._tx.write() as conn:
             row = conn.execute(stmt, params).first()
@@ -612,16 +443,8 @@ class SqlStore(Store):
         return await self._call(functools.partial(self._occupancy, wanted))
 
     def _occupancy(self, keys: builtins.list[str]) -> dict[str, int]:
-        stmt = (
-            sa.select(runs.c.concurrency_key, sa.func.count())
-            .where(runs.c.concurrency_key.in_(keys), runs.c.status.in_(_LEASED))
-            .group_by(runs.c.concurrency_key)
-        )
-        out: dict[str, int] = dict.fromkeys(keys, 0)
         with self._tx.read() as conn:
-            for key, count in conn.execute(stmt):
-                out[key] = count
-        return out
+            return _claim.occupancy(conn, keys)
 
     # -- wake-ups (not part of the Store contract) -----------------------------------------
     async def wait_for_notification(self, channel: str, timeout: float) -> bool:
@@ -631,61 +454,9 @@ class SqlStore(Store):
     async def wait_for_notifications(
         self, channels: Collection[str], timeout: float
     ) -> builtins.set[str]:
-        """Wait up to ``timeout`` seconds for a NOTIFY on any of ``channels``; the channels
-        that had one (empty at timeout).
-
-        PostgreSQL: LISTENs (from the first call on) on a dedicated connection, outside the
-        pool. SQLite has no notifications: a dedicated connection polls ``PRAGMA
-        data_version`` every 20 ms and every channel counts as notified as soon as any other
-        connection (any process) has committed since the previous wait for the same
-        channels returned (see ``_sql_watch``); an in-memory database just sleeps. Either
-        way a notification is a hint to re-read the store, never a promise.
-        """
-        if self.dialect == "sqlite":
-            if is_memory_sqlite(self.engine.url):  # one process: nobody else can commit
-                await anyio.sleep(timeout)
-                return builtins.set()
-            if self._watcher is None:
-                self._watcher = DataVersionWatcher(self._sqlite_watch_connection)
-            key = "|".join(sorted(channels))
-            woke = await self._watcher.wait(key, timeout)
-            return builtins.set(channels) if woke else builtins.set()
-        if self.dialect != "postgresql":
-            await anyio.sleep(timeout)
-            return builtins.set()
-        import psycopg
-
-        from .notify import PgListener  # psycopg is needed on PostgreSQL only
-
-        if self._listener is None:
-            self._listener = PgListener(self._listen_connection)
-        listener = self._listener
-        try:
-            # Abandoned on cancellation: the thread returns by itself within the timeout.
-            fired: builtins.set[str] = await anyio.to_thread.run_sync(
-                listener.wait_any, tuple(channels), timeout, abandon_on_cancel=True
-            )
-        except (psycopg.Error, exc.DBAPIError) as err:
-            raise StorageUnavailable(f"LISTEN {sorted(channels)} failed: {err}") from err
-        return fired
-
-    def _sqlite_watch_connection(self) -> sqlite3.Connection:
-        # Made like the pool's (the host's connect arguments and events included), then
-        # taken out of the pool for good: it belongs to the watcher.
-        fairy = self.engine.raw_connection()
-        fairy.detach()
-        return cast(sqlite3.Connection, fairy.dbapi_connection)
-
-    def _listen_connection(self) -> Any:
-        if self._listen_dsn is not None:
-            import psycopg
-
-            return psycopg.connect(self._listen_dsn, autocommit=True)
-        # A connection made exactly like the pool's (host connect args and events
-        # included), then taken out of the pool for good.
-        fairy = self.engine.raw_connection()
-        fairy.detach()
-        return fairy.dbapi_connection
+        """Wait up to ``timeout`` seconds for a signal on any of ``channels`` (see
+        :class:`~runkit.storage.sql.listen.Listening`): a hint to re-read the store."""
+        return await self._listening.wait(channels, timeout)
 
     # -- the worker registry (``_workers``) ----------------------------------------------
     async def save_worker(self, worker: WorkerInfo) -> None:

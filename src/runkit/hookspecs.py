@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from ..domain.kind import Kind
-    from ..domain.models import UserProfile
-    from ..storage.base import Store
+    from .domain.kind import Kind
+    from .domain.models import UserProfile
+    from .storage.base import Store
 
 hookspec = pluggy.HookspecMarker("runkit")
 hookimpl = pluggy.HookimplMarker("runkit")

@@ -8,9 +8,9 @@ from typing import Any
 
 import pluggy
 
+from .. import hookspecs as _hookspecs
 from ..domain.errors import ConfigurationError
 from ..domain.kind import Kind, KindRegistry
-from . import hookspecs as _hookspecs
 
 ENTRY_POINT_GROUP = "runkit"
 DISABLE_AUTOLOAD_ENV = "RUNKIT_DISABLE_PLUGIN_AUTOLOAD"

@@ -6,9 +6,9 @@ from typing import Any
 
 import anyio
 
-from ..domain.models import Principal
-from ..service.runkit import Runkit, Settings
-from ._embedded import embedded_workers
+from .domain.models import Principal
+from .engine._embedded import embedded_workers
+from .service.runkit import Runkit, Settings
 
 _RUNS: list[tuple[str, dict[str, Any]]] = [
     ("noop", {}),

@@ -1,0 +1,149 @@
+"""Inserting a run in the SQL store, with the idempotency rule in one place: the unique
+index on ``idempotency_scope`` decides which of two racing inserts wins
+(``ON CONFLICT DO NOTHING``); the loser reads the holder and returns it. If the holder is
+deleted between the two statements, the scope is free again and the insert is retried.
+
+On PostgreSQL a run and its first few log entries go in one statement (data-modifying CTEs):
+one round trip, atomic as any single statement.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+import sqlalchemy as sa
+from sqlalchemy import exc
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from ...domain.errors import StorageUnavailable
+from ...domain.models import NewLogEntry, Run
+from .engine import Transactions, violates
+from .rows import row_to_run, run_values, stored_logs
+from .schema import logs, runs
+
+_HOLDER = sa.select(runs).where(runs.c.idempotency_scope == sa.bindparam("b_scope"))
+_INSERT_LOGS = sa.insert(logs)
+#: Creates write one or two entries; up to this many go in the one-statement insert.
+_ONE_STATEMENT_ENTRIES = 4
+_LOG_FIELDS = ("seq", "attempt", "level", "event", "message", "data", "occurred_at", "worker_id")
+#: Rounds of insert-then-read-the-holder before giving up (each loss means the holder was
+#: deleted in between; ten in a row means something is wrong).
+_ROUNDS = 10
+
+
+def _insert_with_logs(insert_run: Any, count: int) -> sa.Select[Any]:
+    """``WITH r AS (INSERT run ... RETURNING seq), l AS (INSERT INTO logs SELECT r.seq, ...
+    FROM r) SELECT seq FROM r``: PostgreSQL runs every data-modifying CTE, and the log rows
+    exist only if the run row was inserted (no row in ``r``, no log rows)."""
+    r = insert_run.cte("r")
+    rows = [
+        sa.select(
+            r.c.seq,
+            *(sa.bindparam(f"e{i}_{name}", type_=logs.c[name].type) for name in _LOG_FIELDS),
+        )
+        for i in range(count)
+    ]
+    source = rows[0] if count == 1 else sa.union_all(*rows)
+    add_logs = sa.insert(logs).from_select(["run_seq", *_LOG_FIELDS], source).cte("l")
+    return sa.select(r.c.seq).add_cte(add_logs)
+
+
+class Inserter:
+    """The insert statements of one dialect, built once."""
+
+    def __init__(self, dialect: str) -> None:
+        self.dialect = dialect
+        dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        self._insert_run = (
+            dialect_insert(runs)
+            .on_conflict_do_nothing(index_elements=[runs.c.idempotency_scope])
+            .returning(runs.c.seq)
+        )
+        # The same INSERT with explicit binds, to nest in a CTE (PostgreSQL only).
+        self._insert_run_values = (
+            postgresql.insert(runs)
+            .values({c.name: sa.bindparam(c.name, type_=c.type) for c in runs.c if c.name != "seq"})
+            .on_conflict_do_nothing(index_elements=[runs.c.idempotency_scope])
+            .returning(runs.c.seq)
+        )
+        self._with_logs: dict[int, sa.Select[Any]] = {}
+
+    def insert(
+        self, tx: Transactions, run: Run, entries: Sequence[NewLogEntry]
+    ) -> tuple[Run, bool]:
+        """Insert ``run`` with ``entries`` in a transaction of its own."""
+        if self.dialect == "postgresql" and 0 < len(entries) <= _ONE_STATEMENT_ENTRIES:
+            return _insert_or_replay(tx.single, run, entries, self._one_statement(run, entries))
+        with tx.write() as conn:
+            return self.insert_on(conn, run, entries)
+
+    def insert_on(
+        self, conn: Connection, run: Run, entries: Sequence[NewLogEntry]
+    ) -> tuple[Run, bool]:
+        """Insert ``run`` with ``entries`` inside the caller's transaction on ``conn``."""
+        values = run_values(run)
+        values["log_seq"] = len(entries)
+
+        def write(c: Connection) -> int | None:
+            seq: int | None = c.execute(self._insert_run, values).scalar_one_or_none()
+            if seq is not None and entries:
+                rows: list[dict[str, Any]] = []
+                stored_logs(run.id, seq, run.attempt, entries, 0, datetime.now(UTC), rows)
+                c.execute(_INSERT_LOGS, rows)
+            return seq
+
+        return _insert_or_replay(lambda: contextlib.nullcontext(conn), run, entries, write)
+
+    def _one_statement(
+        self, run: Run, entries: Sequence[NewLogEntry]
+    ) -> Callable[[Connection], int | None]:
+        statement = self._with_logs.get(len(entries))
+        if statement is None:
+            statement = self._with_logs[len(entries)] = _insert_with_logs(
+                self._insert_run_values, len(entries)
+            )
+        params = run_values(run)
+        params["log_seq"] = len(entries)
+        rows: list[dict[str, Any]] = []
+        stored_logs(run.id, 0, run.attempt, entries, 0, datetime.now(UTC), rows)
+        for i, row in enumerate(rows):
+            params.update(
+                {f"e{i}_{name}": value for name, value in row.items() if name != "run_seq"}
+            )
+        bound = statement
+
+        def write(c: Connection) -> int | None:
+            seq: int | None = c.execute(bound, params).scalar_one_or_none()
+            return seq
+
+        return write
+
+
+def _insert_or_replay(
+    connect: Callable[[], contextlib.AbstractContextManager[Connection]],
+    run: Run,
+    entries: Sequence[NewLogEntry],
+    write: Callable[[Connection], int | None],
+) -> tuple[Run, bool]:
+    """``(stored, True)`` once ``write`` inserts the run; ``(holder, False)`` when another
+    run holds its idempotency scope. Each round runs on a connection from ``connect``."""
+    for _ in range(_ROUNDS):
+        with connect() as conn:
+            try:
+                seq = write(conn)
+            except exc.IntegrityError as err:
+                if violates(err, "runkit_runs_id_key", "runkit_runs.id"):
+                    raise ValueError(f"run {run.id} exists") from err
+                raise
+            if seq is not None:
+                return attrs.evolve(run, seq=seq, log_seq=len(entries)), True
+            holder = conn.execute(_HOLDER, {"b_scope": run.idempotency_scope}).first()
+        if holder is not None:
+            return row_to_run(holder), False
+        # The holder was deleted between the two statements: the scope is free again.
+    raise StorageUnavailable(f"idempotency scope {run.idempotency_scope!r} kept changing hands")

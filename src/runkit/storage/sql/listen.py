@@ -1,0 +1,96 @@
+"""How the SQL store waits for other processes: PostgreSQL LISTEN on a dedicated connection,
+or, on SQLite, a dedicated connection watching ``PRAGMA data_version``. A wake-up is a hint
+to re-read the store, never a promise."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Collection
+from typing import TYPE_CHECKING, Any, cast
+
+import anyio
+import anyio.to_thread
+from sqlalchemy import exc
+from sqlalchemy.engine import Engine
+
+from ...domain.errors import StorageUnavailable
+from .engine import is_memory_sqlite
+from .watch import DataVersionWatcher
+
+if TYPE_CHECKING:
+    from .notify import PgListener
+
+
+class Listening:
+    """The store's listening side; opened lazily on the first wait, closed with the store."""
+
+    def __init__(self, engine: Engine, listen_dsn: str | None) -> None:
+        self.engine = engine
+        self._listen_dsn = listen_dsn
+        self._listener: PgListener | None = None
+        self._watcher: DataVersionWatcher | None = None
+
+    def close(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        if self._watcher is not None:
+            self._watcher.close()
+            self._watcher = None
+
+    async def wait(self, channels: Collection[str], timeout: float) -> set[str]:
+        """Wait up to ``timeout`` seconds for a NOTIFY on any of ``channels``; the channels
+        that had one (empty at timeout).
+
+        PostgreSQL: LISTENs (from the first call on) on a dedicated connection, outside the
+        pool. SQLite has no notifications: a dedicated connection polls ``PRAGMA
+        data_version`` every 20 ms and every channel counts as notified as soon as any other
+        connection (any process) has committed since the previous wait for the same
+        channels returned (see ``watch``); an in-memory database just sleeps. Either
+        way a notification is a hint to re-read the store, never a promise.
+        """
+        if self.engine.dialect.name == "sqlite":
+            if is_memory_sqlite(self.engine.url):  # one process: nobody else can commit
+                await anyio.sleep(timeout)
+                return set()
+            if self._watcher is None:
+                self._watcher = DataVersionWatcher(self._sqlite_watch_connection)
+            key = "|".join(sorted(channels))
+            woke = await self._watcher.wait(key, timeout)
+            return set(channels) if woke else set()
+        if self.engine.dialect.name != "postgresql":
+            await anyio.sleep(timeout)
+            return set()
+        import psycopg
+
+        from .notify import PgListener  # psycopg is needed on PostgreSQL only
+
+        if self._listener is None:
+            self._listener = PgListener(self._listen_connection)
+        listener = self._listener
+        try:
+            # Abandoned on cancellation: the thread returns by itself within the timeout.
+            fired: set[str] = await anyio.to_thread.run_sync(
+                listener.wait_any, tuple(channels), timeout, abandon_on_cancel=True
+            )
+        except (psycopg.Error, exc.DBAPIError) as err:
+            raise StorageUnavailable(f"LISTEN {sorted(channels)} failed: {err}") from err
+        return fired
+
+    def _sqlite_watch_connection(self) -> sqlite3.Connection:
+        # Made like the pool's (the host's connect arguments and events included), then
+        # taken out of the pool for good: it belongs to the watcher.
+        fairy = self.engine.raw_connection()
+        fairy.detach()
+        return cast(sqlite3.Connection, fairy.dbapi_connection)
+
+    def _listen_connection(self) -> Any:
+        if self._listen_dsn is not None:
+            import psycopg
+
+            return psycopg.connect(self._listen_dsn, autocommit=True)
+        # A connection made exactly like the pool's (host connect args and events
+        # included), then taken out of the pool for good.
+        fairy = self.engine.raw_connection()
+        fairy.detach()
+        return fairy.dbapi_connection
