@@ -214,7 +214,9 @@ async def test_pause_at_checkpoint_then_resume_continues(rk: Runkit) -> None:
     async with embedded_workers(rk, concurrency=2, **FAST):
         run = (await rk.create("sleep", {"seconds": 2.0}, execute=True)).run
         await wait_status(rk, run.id, {Status.RUNNING})
-        await anyio.sleep(0.6)
+        with anyio.fail_after(10):
+            while (await rk.get(run.id)).checkpoint is None:  # noqa: ASYNC110
+                await anyio.sleep(0.02)
         started = time.monotonic()
         await rk.pause(run.id)
         paused = await wait_status(rk, run.id, {Status.PAUSED}, within=5)
@@ -346,13 +348,17 @@ async def test_lost_lease_writes_nothing() -> None:
             definition = {"count": 1000, "intervalSeconds": 0.01}
             run = (await rk.create("emit_logs", definition, execute=True)).run
             await wait_status(rk, run.id, {Status.RUNNING})
-            await anyio.sleep(0.2)
+            with anyio.fail_after(10):
+                while len(await all_logs(rk, run.id)) < 10:  # noqa: ASYNC110
+                    await anyio.sleep(0.02)
             # Another party takes the run over (as the rescuer would after lease expiry);
             # this same worker may even claim it again as attempt 2.
             lease = runkit.Lease(run.id, 1, (await rk.get(run.id)).lease_token or "")
             await rk.ops.release(lease)
             takeover = (await rk.get(run.id)).log_seq
-            await anyio.sleep(1.0)  # several heartbeats: attempt 1 notices and stops
+            with anyio.fail_after(10):  # its next heartbeats: attempt 1 notices and stops
+                while (run.id, 1) in worker.holding():  # noqa: ASYNC110
+                    await anyio.sleep(0.02)
             await rk.cancel(run.id)
             await wait_status(rk, run.id, TERMINAL)
             worker.stop()

@@ -95,6 +95,13 @@ async def rk(url: str, monkeypatch: pytest.MonkeyPatch) -> Any:
         yield instance
 
 
+async def _checkpointed(rk: Runkit, run_id: Any) -> None:
+    """Wait until the run's executor has saved a checkpoint (it is well under way)."""
+    with anyio.fail_after(20):
+        while (await rk.get(run_id)).checkpoint is None:  # noqa: ASYNC110
+            await anyio.sleep(0.05)
+
+
 async def logs(rk: Runkit, run_id: Any) -> list[Any]:
     return [entry async for entry in rk.iter_logs(run_id)]
 
@@ -128,7 +135,7 @@ async def test_sigstop_zombie_changes_nothing(rk: Runkit, fleet: Fleet) -> None:
     a = fleet.spawn(1)
     run = (await rk.create("sleep", {"seconds": 3.0}, execute=True)).run
     await wait_status(rk, run.id, {Status.RUNNING}, within=20)
-    await anyio.sleep(0.5)
+    await _checkpointed(rk, run.id)
     os.kill(a.pid, signal.SIGSTOP)
     try:
         fleet.spawn(1)
@@ -136,7 +143,18 @@ async def test_sigstop_zombie_changes_nothing(rk: Runkit, fleet: Fleet) -> None:
         assert done.status is Status.SUCCEEDED and done.attempt == 2
     finally:
         os.kill(a.pid, signal.SIGCONT)
-    await anyio.sleep(2.0)  # the zombie wakes, heartbeats, finds its lease gone
+    # The zombie wakes and heartbeats: its registry row comes back, then is renewed again
+    # (each renewal runs with the lease heartbeat that finds its lease gone).
+    woke = rk.clock.now()
+    with anyio.fail_after(20):
+        while (
+            not [  # noqa: ASYNC110
+                w
+                for w in await rk.workers()
+                if w.pid == a.pid and (w.last_seen_at - woke).total_seconds() > 0.5
+            ]
+        ):
+            await anyio.sleep(0.05)
     assert a.poll() is None  # alive, not crashed by its failed writes
     entries = await logs(rk, run.id)
     terminal = [e for e in entries if e.event == "status.changed" and e.data["to"] == "succeeded"]
@@ -208,7 +226,7 @@ async def test_cancel_and_pause_across_processes(rk: Runkit, fleet: Fleet) -> No
     to_pause = (await rk.create("sleep", {"seconds": 3.0}, execute=True)).run
     await wait_status(rk, to_cancel.id, {Status.RUNNING}, within=20)
     await wait_status(rk, to_pause.id, {Status.RUNNING}, within=20)
-    await anyio.sleep(0.6)
+    await _checkpointed(rk, to_pause.id)
     started = time.monotonic()
     await rk.cancel(to_cancel.id)
     await wait_status(rk, to_cancel.id, {Status.CANCELLED}, within=10)
@@ -238,8 +256,9 @@ async def test_graceful_shutdown(rk: Runkit, fleet: Fleet) -> None:
     # a second signal exits at once, without waiting for the grace period
     b = fleet.spawn(2, "--grace", "30")
     await wait_status(rk, long.id, {Status.RUNNING}, within=20)
+    # Two signals: whichever the worker handles first asks for a graceful stop, the
+    # other makes it exit at once (it need not wait for the first to be handled).
     b.send_signal(signal.SIGTERM)
-    await anyio.sleep(0.3)
     b.send_signal(signal.SIGINT)
     started = time.monotonic()
     b.wait(10)

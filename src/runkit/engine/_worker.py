@@ -125,7 +125,12 @@ class Worker:
     # ---------------------------------------------------------------- lifecycle -----------
     @property
     def held(self) -> int:
+        """How many runs this worker holds a lease on now."""
         return len(self._held)
+
+    def holding(self) -> set[tuple[uuid.UUID, int]]:
+        """The (run id, attempt) pairs this worker is executing now."""
+        return set(self._held)
 
     def stop(self) -> None:
         """Graceful: claim nothing more; running executors get ``grace_period`` seconds to
