@@ -82,11 +82,20 @@ def clock() -> ManualClock:
     return ManualClock()
 
 
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest) -> str:
+    """The service tests run on every built-in backend."""
+    if request.param == "memory":
+        return "memory://"
+    value: str = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+    return value
+
+
 @pytest.fixture
-async def rk(clock: ManualClock) -> AsyncIterator[Runkit]:
+async def rk(clock: ManualClock, url: str) -> AsyncIterator[Runkit]:
     settings = Settings(lease=timedelta(seconds=10), interrupt_budget=1)
     async with Runkit(
-        "memory://", kinds=KINDS, autoload_plugins=False, clock=clock, settings=settings
+        url, kinds=KINDS, autoload_plugins=False, clock=clock, settings=settings
     ) as rk:
         yield rk
 
