@@ -25,8 +25,8 @@ async def finished_run(runkit: Runkit, gate_kind: str) -> str:
     """A run that went all the way through an approval gate (so it has a log of several
     entries and a terminal status): its log stream ends on its own, with an end event."""
     await runkit.create(gate_kind, {}, execute=True)
-    (run,) = await runkit.claim("fuzz-worker", 1)
-    parked = await runkit.park(Lease(run.id, run.attempt, run.lease_token or ""), timeout=None)
+    (run,) = await runkit.ops.claim("fuzz-worker", 1)
+    parked = await runkit.ops.park(Lease(run.id, run.attempt, run.lease_token or ""), timeout=None)
     done = await runkit.approve(parked.id, principal=Principal("fuzz-approver"))
     assert done.status.terminal, done.status
     return str(done.id)

@@ -19,8 +19,9 @@ from starlette.routing import BaseRoute, Route
 from runkit import Runkit
 
 from ._auth import AuthConfig, Authenticator, as_authenticators
+from ._docs_page import docs_page
 from ._errors import catch_all_handler, http_exception_handler
-from ._openapi import build_openapi, docs_page
+from ._openapi import build_openapi
 from ._routes import Api, ApiConfig, Authorize
 from ._sse import StreamSettings
 

@@ -1,4 +1,5 @@
-"""Request bodies and query values: read with a byte budget, parse, check the shape.
+"""Request bodies, query values and path parameters: read with a byte budget, parse, check
+the shape (a body's with the wire converter, into its model of ``_wire``).
 
 Decisions (docs/http.md): a non-empty body must be ``application/json`` (or ``+json``),
 else 415; bytes are counted while reading so a chunked or lying upload stops at the limit
@@ -12,11 +13,22 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import Any, TypeVar
+from uuid import UUID
 
+import attrs
+import cattrs
+from cattrs.errors import ForbiddenExtraKeysError
 from starlette.requests import Request
 
+from runkit import ErrorDetail, ValidationError, camel
+
+from ._convert import WrongType
 from ._errors import HttpError, invalid
+from ._wire import converter
+
+M = TypeVar("M", bound=attrs.AttrsInstance)
 
 MAX_DEPTH = 64
 _INTEGER = re.compile(r"[+-]?[0-9]{1,18}")
@@ -112,6 +124,48 @@ def _check_text(text: str, loc: tuple[str | int, ...]) -> None:
         raise invalid(loc, "lone surrogate in string", "string_unicode") from None
 
 
+def decode(body: Mapping[str, Any], model: type[M]) -> M:
+    """``body`` as the request model ``model``, or a 422 at ``["body", <key>]``: unknown keys
+    first (``extra_forbidden``, in key order), then the model's fields in their order
+    (``missing``, ``string_type``, ...). One problem is reported, the first, as the API
+    always has; the values the core checks come through untouched (see ``_wire``)."""
+    try:
+        return converter.structure(dict(body), model)
+    except (cattrs.BaseValidationError, WrongType, KeyError) as exc:
+        details = sorted(_problems(exc), key=lambda d: d.type != "extra_forbidden")
+        if not details:  # pragma: no cover - cattrs always says which field
+            raise invalid(("body",), str(exc), "value_error") from None
+        raise ValidationError(details[:1]) from None
+
+
+def _problems(exc: BaseException, key: str | None = None) -> Iterator[ErrorDetail]:
+    loc = ("body",) if key is None else ("body", key)
+    if isinstance(exc, ForbiddenExtraKeysError):
+        for extra in sorted(exc.extra_fields):
+            yield ErrorDetail(("body", extra), "extra field not permitted", "extra_forbidden")
+    elif isinstance(exc, cattrs.ClassValidationError):
+        by_field, other = exc.group_exceptions()
+        for sub, note in by_field:
+            yield from _problems(sub, camel(note.name))
+        for sub in other:
+            yield from _problems(sub, key)
+    elif isinstance(exc, KeyError):
+        yield ErrorDetail(loc, "field required", "missing")
+    elif isinstance(exc, WrongType):
+        yield ErrorDetail(loc, exc.msg, exc.type)
+    else:
+        yield ErrorDetail(loc, str(exc) or type(exc).__name__, "value_error")
+
+
+def path_uuid(request: Request, name: str) -> UUID:
+    """A path parameter that must be a UUID (a run id): 422 at ``["path", name]``."""
+    value = request.path_params[name]
+    try:
+        return UUID(value)
+    except ValueError:
+        raise invalid(("path", name), f"not a valid UUID: {value!r}", "uuid_parsing") from None
+
+
 def query_text(request: Request, name: str) -> str | None:
     value = request.query_params.get(name)
     if value is not None:
@@ -126,6 +180,15 @@ def query_int(request: Request, name: str, default: int) -> int:
     if not _INTEGER.fullmatch(text.strip()):
         raise invalid(("query", name), "Input should be a valid integer", "int_parsing")
     return int(text.strip())
+
+
+def bounded(value: int, name: str, low: int, high: int) -> int:
+    """A query integer within ``low``..``high``: 422 at ``["query", name]`` otherwise."""
+    if value < low:
+        raise invalid(("query", name), f"must be >= {low}", "greater_than_equal")
+    if value > high:
+        raise invalid(("query", name), f"must be <= {high}", "less_than_equal")
+    return value
 
 
 def query_bool(request: Request, name: str, default: bool) -> bool:

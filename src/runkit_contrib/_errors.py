@@ -27,6 +27,8 @@ from runkit import (
     camel,
 )
 
+from ._wire import Conflict, Error, HTTPValidationError, ValidationDetail, to_json
+
 logger = logging.getLogger("runkit_contrib.http")
 
 #: How long a client should wait before retrying after a 503.
@@ -52,18 +54,16 @@ class HttpError(Exception):
         self.headers = dict(headers or {})
 
 
-def problem(
-    status: int,
-    detail: str,
-    headers: Mapping[str, str] | None = None,
-    extra: Mapping[str, Any] | None = None,
-) -> JSONResponse:
-    return JSONResponse({"detail": detail, **(extra or {})}, status_code=status, headers=headers)
+def problem(status: int, detail: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(to_json(Error(detail=detail)), status_code=status, headers=headers)
 
 
 def validation_problem(details: Sequence[ErrorDetail], source: str = "query") -> JSONResponse:
-    located = [locate(d, source).as_dict() for d in details]
-    return JSONResponse({"detail": located}, status_code=422)
+    located = [locate(d, source) for d in details]
+    body = HTTPValidationError(
+        detail=[ValidationDetail(loc=list(d.loc), msg=d.msg, type=d.type) for d in located]
+    )
+    return JSONResponse(to_json(body), status_code=422)
 
 
 #: Where a request carries values; a ``loc`` that starts with one is already HTTP's.
@@ -103,21 +103,22 @@ def to_response(exc: BaseException, source: str = "query") -> Response:
     if isinstance(exc, RunkitError):
         for cls, status in STATUS_BY_ERROR:
             if isinstance(exc, cls):
-                headers = {"Retry-After": RETRY_AFTER_SECONDS} if status == 503 else None
-                # Storage messages may carry connection details: keep them server side.
-                detail = "storage unavailable" if status == 503 else str(exc)
-                if status == 503:
-                    logger.warning("storage unavailable: %s", exc)
-                return problem(status, detail, headers, _conflict(exc))
+                return _answer(exc, status)
     logger.exception("unhandled error in runkit HTTP API", exc_info=exc)
     return problem(500, "internal server error")
 
 
-def _conflict(exc: RunkitError) -> dict[str, Any] | None:
-    """What a client needs to recover from a 409 without parsing the sentence."""
-    if not isinstance(exc, IllegalTransition):
-        return None
-    return {"status": exc.status.value, "allowed": [a.value for a in exc.allowed]}
+def _answer(exc: RunkitError, status: int) -> JSONResponse:
+    if isinstance(exc, IllegalTransition):
+        # What a client needs to recover from a 409 without parsing the sentence.
+        allowed = [a.value for a in exc.allowed]
+        body = Conflict(detail=str(exc), status=exc.status, allowed=allowed)
+        return JSONResponse(to_json(body), status_code=status)
+    if status == 503:
+        # Storage messages may carry connection details: keep them server side.
+        logger.warning("storage unavailable: %s", exc)
+        return problem(status, "storage unavailable", {"Retry-After": RETRY_AFTER_SECONDS})
+    return problem(status, str(exc))
 
 
 async def http_exception_handler(request: Request, exc: Exception) -> Response:

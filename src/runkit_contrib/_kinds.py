@@ -8,6 +8,7 @@ from typing import Any
 
 from runkit import Kind, Runkit
 
+from . import _wire as wire
 from ._schema import config_schema
 
 
@@ -16,28 +17,21 @@ def definition_schema(kind: Kind) -> dict[str, Any]:
     return config_schema(kind.config) if kind.config is not None else {"type": "object"}
 
 
-def kind_to_wire(kind: Kind) -> dict[str, Any]:
-    retry = kind.retry
-    return {
-        "name": kind.name,
+def kind_to_wire(kind: Kind) -> wire.Kind:
+    return wire.project(
+        wire.Kind,
+        kind,
         # Always a label a UI can show: kinds without one fall back to their name.
-        "displayName": kind.display_name or kind.name,
-        "description": kind.description,
-        "capabilities": {
-            "pausable": kind.pausable,
-            "cancellable": kind.cancellable,
-            "retry": {
-                "maxAttempts": retry.max_attempts,
-                "backoffBase": retry.backoff_base,
-                "backoffMax": retry.backoff_max,
-                "jitter": retry.jitter,
-            },
-        },
-        "definitionSchema": definition_schema(kind),
-        "example": dict(kind.example) if kind.example is not None else None,
-    }
+        display_name=kind.display_name or kind.name,
+        capabilities=wire.project(
+            wire.Capabilities, kind, retry=wire.project(wire.RetryPolicy, kind.retry)
+        ),
+        definition_schema=definition_schema(kind),
+        example=dict(kind.example) if kind.example is not None else None,
+    )
 
 
 def kinds_to_wire(runkit: Runkit) -> dict[str, Any]:
     """Every registered kind, by name (registration order depends on plugin load order)."""
-    return {"kinds": [kind_to_wire(k) for k in sorted(runkit.kinds, key=lambda k: k.name)]}
+    kinds = [kind_to_wire(k) for k in sorted(runkit.kinds, key=lambda k: k.name)]
+    return wire.to_json(wire.KindList(kinds=kinds))

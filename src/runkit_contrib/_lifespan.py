@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from runkit import Runkit
+from runkit import Runkit, embedded_workers
 
 
 @asynccontextmanager
@@ -28,8 +28,5 @@ async def lifespan(runkit: Runkit, *, workers: int = 0) -> AsyncIterator[Runkit]
         if workers == 0:
             yield runkit
             return
-        # Imported here: an API-only host never loads the engine.
-        from runkit.engine import embedded_workers
-
         async with embedded_workers(runkit, concurrency=workers):
             yield runkit

@@ -19,14 +19,20 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from runkit import Cursor, Principal, Run, Runkit, RunNotFound
-from runkit.domain import inputs as _inputs
-from runkit_contrib._wire import log_page_to_wire, run_page_to_wire, run_to_wire, worker_to_wire
 
 from ._auth import AuthConfig, authenticate
-from ._body import json_object, query_bool, query_int, query_text
+from ._body import bounded, decode, json_object, path_uuid, query_bool, query_int, query_text
 from ._errors import HttpError, invalid, to_response
 from ._kinds import kinds_to_wire
 from ._sse import EventStreamResponse, LogHub, StreamSettings
+from ._wire import (
+    CreateRun,
+    ReasonBody,
+    log_page_to_wire,
+    run_page_to_wire,
+    run_to_wire,
+    workers_to_wire,
+)
 
 #: ``authorize(principal, action, run)`` -> bool (or an awaitable of one). ``principal`` is
 #: None for anonymous callers; ``run`` is None for "list", "create", "kinds", "workers", and
@@ -37,9 +43,6 @@ Authorize = Callable[[Principal | None, str, Run | None], bool | Awaitable[bool]
 #: approval policy naming approvers refuses it (None would mean runkit itself).
 ANONYMOUS = Principal("anonymous", kind="user")
 
-_CREATE_FIELDS = frozenset(
-    {"kind", "definition", "idempotencyKey", "concurrencyKey", "parentActionRunId", "actionId"}
-)
 _ACTIONS = ("execute", "pause", "resume", "cancel", "retry")
 #: Refusals of actions that concern no run, where "not allowed to <action> runs" misleads.
 _REFUSED = {
@@ -156,18 +159,14 @@ class Api:
             ids = {r.trigger_source_id for r in runs}
             users = {k: v for k, v in page.users.items() if k in ids}
             shown = attrs.evolve(page, runs=runs, users=users)
-        data = run_page_to_wire(shown, await self.rk.display_statuses(shown.runs))
-        data["hasNext"] = page.has_next  # paging follows the unfiltered page (docs/http.md)
-        return JSONResponse(data)
+        statuses = await self.rk.display_statuses(shown.runs)
+        # Paging follows the unfiltered page (docs/http.md).
+        return JSONResponse(run_page_to_wire(shown, statuses, has_next=page.has_next))
 
     async def create_run(self, request: Request, principal: Principal | None) -> Response:
-        body = await json_object(request, self.config.max_body_bytes, required=True)
-        for extra in sorted(set(body) - _CREATE_FIELDS):
-            raise invalid(("body", extra), "extra field not permitted", "extra_forbidden")
-        if "kind" not in body:
-            raise invalid(("body", "kind"), "field required", "missing")
-        if not isinstance(body["kind"], str):
-            raise invalid(("body", "kind"), "must be a string", "string_type")
+        body = decode(
+            await json_object(request, self.config.max_body_bytes, required=True), CreateRun
+        )
         execute = query_bool(request, "execute", False)
         await self._guard(principal, "create", None)
         if execute:
@@ -175,12 +174,12 @@ class Api:
             # must not get around the hook by asking for both at once.
             await self._guard(principal, "execute", None)
         created = await self.rk.create(
-            body["kind"],
-            body.get("definition"),
+            body.kind,
+            body.definition,
             idempotency_key=_idempotency_key(request, body),
-            concurrency_key=body.get("concurrencyKey"),
-            parent_action_run_id=body.get("parentActionRunId"),
-            action_id=body.get("actionId"),
+            concurrency_key=body.concurrency_key,
+            parent_action_run_id=body.parent_action_run_id,
+            action_id=body.action_id,
             principal=principal,
             execute=execute,
         )
@@ -210,12 +209,11 @@ class Api:
     def decide(self, decision: str) -> Handler:
         async def handler(request: Request, principal: Principal | None) -> Response:
             run_id = _run_id(request)
-            body = await json_object(request, self.config.max_body_bytes, required=False)
-            for extra in sorted(set(body) - {"reason"}):
-                raise invalid(("body", extra), "extra field not permitted", "extra_forbidden")
+            raw = await json_object(request, self.config.max_body_bytes, required=False)
+            body = decode(raw, ReasonBody)
             await self._visible_run(request, principal, decision)
             method = self.rk.approve if decision == "approve" else self.rk.reject
-            new = await method(run_id, principal=principal or ANONYMOUS, reason=body.get("reason"))
+            new = await method(run_id, principal=principal or ANONYMOUS, reason=body.reason)
             return await self._run_json(new)
 
         return handler
@@ -224,7 +222,7 @@ class Api:
         run_id = _run_id(request)
         limit = query_int(request, "limit", 100)
         after = query_text(request, "after")
-        _inputs.bounded_int(limit, ("query", "limit"), 1, 500)
+        bounded(limit, "limit", 1, 500)
         cursor = Cursor.parse(after, run_id)  # 422 before the run is looked up
         run = await self._visible_run(request, principal, "logs")
         page = await self.rk.logs(run.id, after=cursor, limit=limit)
@@ -254,17 +252,17 @@ class Api:
     async def list_workers(self, request: Request, principal: Principal | None) -> Response:
         await self._guard(principal, "workers", None)
         workers = sorted(await self.rk.workers(), key=lambda w: (w.started_at, w.id))
-        return JSONResponse({"workers": [worker_to_wire(w) for w in workers]})
+        return JSONResponse(workers_to_wire(workers))
 
 
 def _run_id(request: Request) -> UUID:
-    return _inputs.run_id(request.path_params["run_id"])
+    return path_uuid(request, "run_id")
 
 
-def _idempotency_key(request: Request, body: dict[str, Any]) -> Any:
+def _idempotency_key(request: Request, body: CreateRun) -> Any:
     """The body's ``idempotencyKey``, or the IETF ``Idempotency-Key`` header; both must agree."""
     header = request.headers.get("idempotency-key")
-    value = body.get("idempotencyKey")
+    value = body.idempotency_key
     if header is not None and value is not None and header != value:
         raise invalid(
             ("header", "idempotency-key"), "differs from body idempotencyKey", "value_error"

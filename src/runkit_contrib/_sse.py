@@ -29,10 +29,10 @@ import attrs
 from starlette.responses import StreamingResponse
 from starlette.types import Message, Receive, Scope, Send
 
-from runkit import Cursor, LogEntry, Runkit, RunNotFound
-from runkit_contrib._wire import log_to_wire
+from runkit import Cursor, LogEntry, Runkit, RunNotFound, Status
 
 from ._errors import logger
+from ._wire import log_to_wire, stream_end_to_wire
 
 
 @attrs.frozen
@@ -65,8 +65,8 @@ async def read_entries(runkit: Runkit, run_id: UUID, after: int, limit: int) -> 
     return list(page.entries)
 
 
-def end_frame(status: str, display_status: str) -> str:
-    return f"event: end\ndata: {_dumps({'status': status, 'displayStatus': display_status})}\n\n"
+def end_frame(status: Status, display_status: str) -> str:
+    return f"event: end\ndata: {_dumps(stream_end_to_wire(status, display_status))}\n\n"
 
 
 class RunTail:
@@ -94,6 +94,14 @@ class RunTail:
         self._lock = anyio.Lock()
         self._read_started = -math.inf
 
+    async def _read(self) -> list[LogEntry]:
+        """The next batch after the cursor; empty (and ``gone`` set) once the run is gone."""
+        try:
+            return await read_entries(self.runkit, self.run_id, self.cursor, self.settings.batch)
+        except RunNotFound:
+            self.gone = True
+            return []
+
     def frames_after(self, cursor: int) -> list[str]:
         """Ready frames after ``cursor`` (which is at least ``base``)."""
         start = cursor - self.base
@@ -106,13 +114,7 @@ class RunTail:
             if self._read_started >= not_before or self.ended is not None or self.gone:
                 return
             self._read_started = anyio.current_time()
-            try:
-                entries = await read_entries(
-                    self.runkit, self.run_id, self.cursor, self.settings.batch
-                )
-            except RunNotFound:
-                self.gone = True
-                return
+            entries = await self._read()
             if not entries:
                 try:
                     run = await self.runkit.get(self.run_id)
@@ -123,16 +125,11 @@ class RunTail:
                     return
                 # The terminal transition's entry commits with the status: a read made
                 # after the terminal status was seen holds everything up to it.
-                try:
-                    entries = await read_entries(
-                        self.runkit, self.run_id, self.cursor, self.settings.batch
-                    )
-                except RunNotFound:
-                    self.gone = True
-                    return
+                entries = await self._read()
                 if not entries:
-                    display = await self.runkit.display_status(run)
-                    self.ended = end_frame(run.status.value, display)
+                    if not self.gone:
+                        display = await self.runkit.display_status(run)
+                        self.ended = end_frame(run.status, display)
                     return
                 self._read_started = -math.inf  # more may follow: let the next waker read
             self.frames.extend(log_frame(e) for e in entries)

@@ -1,7 +1,11 @@
 """The one HTTP suite every framework integration passes (see clients.py): the runkit app
 mounted under ``/runkit`` of a FastAPI, Starlette, Litestar, Django and Quart host must
 answer exactly as it does alone, with its URLs (Location, OpenAPI ``servers``, the docs
-page's links) carrying the prefix, and runkit opened by the host's own lifespan."""
+page's links) carrying the prefix, and runkit opened by the host's own lifespan. Every test
+runs on each host, over memory and over SQLite (conftest.py).
+
+This half: mounting, lifespans and each endpoint's success path; test_shared_errors.py
+holds the refusals (422, 401, 403, 404, 405, 409, 413, 415, 500, 503)."""
 
 from __future__ import annotations
 
@@ -9,48 +13,28 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin
-from uuid import uuid4
 
 import anyio
 import httpx
 import pytest
 from starlette.applications import Starlette
 
-from runkit import Lease, Run, Runkit, WorkerInfo
+from runkit import NewLogEntry, Runkit, WorkerInfo
 
 from .clients import HELLO, FrameworkClient
-from .conftest import API_KEY, MAX_BODY, SESSION, TrackingStore
+from .conftest import TrackingStore
+from .support import (
+    AUTH,
+    COOKIE,
+    RFC3339_UTC,
+    awaiting_approval,
+    claimed,
+    create,
+    detail_locs,
+    post,
+)
 
 pytestmark = pytest.mark.anyio
-
-AUTH = {"X-API-Key": API_KEY}
-COOKIE = {"Cookie": f"vai_token={SESSION}"}
-
-
-async def create(host: FrameworkClient, body: dict[str, Any], **headers: str) -> dict[str, Any]:
-    response = await host.http.post(host.api(), json=body, headers={**AUTH, **headers})
-    assert response.status_code == 201, response.text
-    data: dict[str, Any] = response.json()
-    return data
-
-
-async def post(host: FrameworkClient, run_id: str, action: str, **kw: Any) -> httpx.Response:
-    return await host.http.post(host.api(f"/{run_id}/{action}"), headers=AUTH, **kw)
-
-
-async def awaiting_approval(runkit: Runkit, approvers: list[str] | None = None) -> Run:
-    """A gate run parked by a fake worker, as the engine would leave it."""
-    await runkit.create("t_gate", {"approvers": approvers or []}, execute=True)
-    (run,) = await runkit.claim("test-worker", 1)
-    return await runkit.park(Lease(run.id, run.attempt, run.lease_token or ""), timeout=None)
-
-
-RFC3339_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z")
-
-
-def detail_locs(response: httpx.Response) -> list[list[Any]]:
-    assert response.status_code == 422, response.text
-    return [d["loc"] for d in response.json()["detail"]]
 
 
 # ------------------------------------------------------------------ mounting, lifespan ----
@@ -198,6 +182,7 @@ async def test_create_and_replay(host: FrameworkClient) -> None:
     assert run["kind"] == "t_echo"
     assert run["status"] == "pending"
     assert run["definition"] == {"seconds": 1}
+    assert (run["triggerMethod"], run["triggerSourceType"]) == ("api", "api_key")
     assert first.headers["location"] == host.api(f"/{run['id']}")
     assert "idempotent-replayed" not in first.headers
 
@@ -205,6 +190,31 @@ async def test_create_and_replay(host: FrameworkClient) -> None:
     assert again.status_code == 200
     assert again.headers["idempotent-replayed"] == "true"
     assert again.json()["id"] == run["id"]
+
+    # The same key with another request: refused at the key, not replayed.
+    other = {**body, "definition": {"seconds": 2}}
+    conflict = await host.http.post(host.api(), json=other, headers=AUTH)
+    assert conflict.status_code == 422, conflict.text
+    (problem,) = conflict.json()["detail"]
+    assert (problem["loc"], problem["type"]) == (["body", "idempotencyKey"], "idempotency_conflict")
+
+
+async def test_run_json(host: FrameworkClient) -> None:
+    """Every field of a run, camelCase, and nothing of the engine's bookkeeping."""
+    run = await create(host, {"kind": "t_noop", "actionId": "a1", "concurrencyKey": "c"})
+    assert list(run) == [
+        "id", "kind", "status", "createdAt", "updatedAt", "definition", "actionId",
+        "idempotencyKey", "concurrencyKey", "parentActionRunId", "progress", "result", "error",
+        "retryCount", "interruptCount", "triggerMethod", "triggerSourceType", "triggerSourceId",
+        "startedAt", "completedAt", "statusReason", "attempt", "approvals", "displayStatus",
+        "durationSeconds",
+    ]  # fmt: skip
+    assert (run["actionId"], run["concurrencyKey"], run["definition"]) == ("a1", "c", {})
+    assert (run["retryCount"], run["attempt"], run["startedAt"]) == (0, 0, None)
+    assert RFC3339_UTC.fullmatch(run["createdAt"]), run
+    assert run["displayStatus"].startswith("Pending")
+    child = await create(host, {"kind": "t_noop", "parentActionRunId": run["id"]})
+    assert child["parentActionRunId"] == run["id"]
 
 
 @pytest.mark.parametrize(
@@ -320,7 +330,7 @@ async def test_listings_need_credentials(host: FrameworkClient, path: str) -> No
 
 
 async def test_get_and_list_with_filters(host: FrameworkClient) -> None:
-    a = await create(host, {"kind": "t_noop"})
+    a = await create(host, {"kind": "t_noop", "actionId": "a1"})
     await create(host, {"kind": "t_noop"})
     await create(host, {"kind": "t_echo", "definition": {"seconds": 0}})
 
@@ -329,7 +339,9 @@ async def test_get_and_list_with_filters(host: FrameworkClient) -> None:
     assert got.json()["id"] == a["id"]
 
     everything = (await host.http.get(host.api(), headers=AUTH)).json()
+    assert list(everything) == ["hasNext", "limit", "offset", "runs", "total", "users"]
     assert everything["total"] == 3
+    assert everything["users"] == {}  # created with an API key: no person to describe
     assert (everything["limit"], everything["offset"], everything["hasNext"]) == (100, 0, False)
 
     noop = (await host.http.get(host.api(), params={"kind": "t_noop"}, headers=AUTH)).json()
@@ -346,6 +358,9 @@ async def test_get_and_list_with_filters(host: FrameworkClient) -> None:
     none = await host.http.get(host.api(), params={"status": "running"}, headers=AUTH)
     assert none.json()["runs"] == []
 
+    by_action = await host.http.get(host.api(), params={"action_id": "a1"}, headers=AUTH)
+    assert [r["id"] for r in by_action.json()["runs"]] == [a["id"]]
+
 
 async def test_execute_pause_resume_cancel_retry(host: FrameworkClient) -> None:
     run_id = (await create(host, {"kind": "t_noop"}))["id"]
@@ -359,6 +374,9 @@ async def test_execute_pause_resume_cancel_retry(host: FrameworkClient) -> None:
         response = await post(host, run_id, action)
         assert response.status_code == 200, (action, response.text)
         assert response.json()["status"] == status, action
+    assert response.json()["retryCount"] == 1
+    refused = await host.http.delete(host.api(f"/{run_id}"), headers=AUTH)  # queued: cancel first
+    assert refused.status_code == 409, refused.text
 
 
 async def test_delete(host: FrameworkClient) -> None:
@@ -366,7 +384,8 @@ async def test_delete(host: FrameworkClient) -> None:
     deleted = await host.http.delete(host.api(f"/{run_id}"), headers=AUTH)
     assert deleted.status_code == 204
     assert deleted.content == b""
-    assert (await host.http.get(host.api(f"/{run_id}"), headers=AUTH)).status_code == 404
+    gone = await host.http.get(host.api(f"/{run_id}"), headers=AUTH)
+    assert gone.status_code == 404 and "not found" in gone.json()["detail"]
 
 
 async def test_approve(host: FrameworkClient, runkit: Runkit) -> None:
@@ -403,6 +422,13 @@ async def test_approver_not_listed_is_refused(host: FrameworkClient, runkit: Run
     assert (await post(host, str(run.id), "approve")).status_code == 403
 
 
+async def test_approve_when_not_awaiting_approval_409(host: FrameworkClient) -> None:
+    run = await create(host, {"kind": "t_gate", "definition": {}})
+    response = await post(host, run["id"], "approve")
+    assert response.status_code == 409, response.text
+    assert response.json()["status"] == "pending"
+
+
 async def test_logs_page_with_cursor(host: FrameworkClient, runkit: Runkit) -> None:
     run = await awaiting_approval(runkit)
     assert (await post(host, str(run.id), "approve")).status_code == 200
@@ -424,156 +450,24 @@ async def test_logs_page_with_cursor(host: FrameworkClient, runkit: Runkit) -> N
     assert [e["id"] for e in seen] == [e["id"] for e in whole["entries"]]
 
 
-# ------------------------------------------------------------------ validation: 422 -------
-@pytest.mark.parametrize(
-    ("params", "loc"),
-    [
-        ({"limit": 0}, ["query", "limit"]),
-        ({"limit": 101}, ["query", "limit"]),
-        ({"limit": "ten"}, ["query", "limit"]),
-        ({"offset": -1}, ["query", "offset"]),
-    ],
-)
-async def test_list_query_422(
-    host: FrameworkClient, params: dict[str, Any], loc: list[Any]
-) -> None:
-    response = await host.http.get(host.api(), params=params, headers=AUTH)
-    assert loc in detail_locs(response)
-
-
-async def test_malformed_uuid_422(host: FrameworkClient) -> None:
-    response = await host.http.get(host.api("/not-a-uuid"), headers=AUTH)
-    assert ["path", "run_id"] in detail_locs(response)
-
-
-@pytest.mark.parametrize(
-    ("body", "loc"),
-    [
-        ({"kind": "no_such_kind"}, ["body", "kind"]),
-        ({}, ["body", "kind"]),
-        pytest.param(
-            {"kind": "t_echo", "definition": {"seconds": -1}},
-            ["body", "definition", "seconds"],
-            id="validator",
-        ),
-        ({"kind": "t_echo", "definition": {"seconds": "1"}}, ["body", "definition", "seconds"]),
-        ({"kind": "t_echo", "definition": {"seconds": 1, "x": 2}}, ["body", "definition", "x"]),
-        ({"kind": "t_noop", "definition": []}, ["body", "definition"]),
-    ],
-)
-async def test_create_body_422(host: FrameworkClient, body: dict[str, Any], loc: list[Any]) -> None:
-    response = await host.http.post(host.api(), json=body, headers=AUTH)
-    assert loc in detail_locs(response)
-
-
-async def test_malformed_json_422(host: FrameworkClient) -> None:
-    response = await host.http.post(
-        host.api(),
-        content=b'{"kind": "t_noop",',
-        headers={**AUTH, "Content-Type": "application/json"},
-    )
-    assert ["body"] in detail_locs(response)
-
-
-async def test_logs_limit_422(host: FrameworkClient) -> None:
-    run_id = (await create(host, {"kind": "t_noop"}))["id"]
-    response = await host.http.get(host.api(f"/{run_id}/logs"), params={"limit": 501}, headers=AUTH)
-    assert ["query", "limit"] in detail_locs(response)
-
-
-# ------------------------------------------------------------------ auth and CSRF ---------
-@pytest.mark.parametrize(
-    "headers",
-    [{"Authorization": f"Bearer {API_KEY}"}, {"X-API-Key": API_KEY}, COOKIE],
-    ids=["bearer", "x-api-key", "cookie"],
-)
-async def test_each_credential_carrier(host: FrameworkClient, headers: dict[str, str]) -> None:
-    assert (await host.http.get(host.api(), headers=headers)).status_code == 200
-
-
-@pytest.mark.parametrize(
-    "headers",
-    [
-        {},
-        {"Authorization": "Bearer wrong"},
-        {"Authorization": "Basic dXNlcjpwYXNz"},
-        {"X-API-Key": "wrong"},
-        {"Cookie": "vai_token=wrong"},
-        {"Cookie": f"vai_token={API_KEY}"},  # API keys are not session cookies
-    ],
-    ids=["anonymous", "bad-bearer", "basic", "bad-key", "bad-cookie", "key-as-cookie"],
-)
-async def test_refused_401(host: FrameworkClient, headers: dict[str, str]) -> None:
-    response = await host.http.get(host.api(), headers=headers)
-    assert response.status_code == 401
-    assert response.headers["www-authenticate"].startswith("Bearer")
-    assert isinstance(response.json()["detail"], str)
-
-
-async def test_cookie_post_without_csrf_proof_403(host: FrameworkClient) -> None:
-    response = await host.http.post(host.api(), json={"kind": "t_noop"}, headers=COOKIE)
-    assert response.status_code == 403
-    cross_site = {**COOKIE, "Origin": "https://evil.example"}
-    response = await host.http.post(host.api(), json={"kind": "t_noop"}, headers=cross_site)
-    assert response.status_code == 403
-    assert (await host.http.get(host.api(), headers=COOKIE)).json()["total"] == 0
-
-
-@pytest.mark.parametrize(
-    "proof",
-    [{"X-Runkit-CSRF": "1"}, {"Sec-Fetch-Site": "same-origin"}, {"Origin": "http://testserver"}],
-    ids=["header", "fetch-metadata", "same-origin"],
-)
-async def test_cookie_post_with_csrf_proof(host: FrameworkClient, proof: dict[str, str]) -> None:
-    response = await host.http.post(
-        host.api(), json={"kind": "t_noop"}, headers={**COOKIE, **proof}
-    )
-    assert response.status_code == 201, response.text
-    assert response.json()["triggerSourceId"] == "cookie-user"
-
-
-# ------------------------------------------------------------------ 404, 409, 413 ---------
-async def test_unknown_run_404(host: FrameworkClient) -> None:
-    for method, suffix in [("GET", ""), ("DELETE", ""), ("POST", "/cancel"), ("GET", "/logs")]:
-        response = await host.http.request(method, host.api(f"/{uuid4()}{suffix}"), headers=AUTH)
-        assert response.status_code == 404, (method, suffix)
-        assert isinstance(response.json()["detail"], str)
-
-
-async def test_unknown_path_under_prefix_404(host: FrameworkClient) -> None:
-    response = await host.http.get(f"{host.prefix}/api/v1/nothing-here", headers=AUTH)
-    assert response.status_code == 404
-    assert response.json() == {"detail": "Not Found"}  # runkit's JSON, not the host's page
-
-
-async def test_illegal_transition_409(host: FrameworkClient) -> None:
-    run_id = (await create(host, {"kind": "t_noop"}))["id"]
-    response = await post(host, run_id, "resume")
-    assert response.status_code == 409
-    body = response.json()
-    assert "pending" in body["detail"]
-    assert body["status"] == "pending"
-    assert isinstance(body["allowed"], list) and "execute" in body["allowed"]
-    assert "resume" not in body["allowed"]
-
-
-async def test_body_over_limit_413(host: FrameworkClient) -> None:
-    body = {"kind": "t_noop", "definition": {"pad": "x" * MAX_BODY}}
-    response = await host.http.post(host.api(), json=body, headers=AUTH)
-    assert response.status_code == 413
-
-
-async def test_streamed_body_over_limit_413(host: FrameworkClient) -> None:
-    """No Content-Length (chunked): the limit is enforced while the framework relays the
-    body, not trusted from a header."""
-
-    async def chunks() -> Any:
-        yield b'{"kind": "t_noop", "definition": {"pad": "'
-        for _ in range(MAX_BODY // 512 + 1):
-            yield b"x" * 512
-        yield b'"}}'
-
-    response = await host.http.post(
-        host.api(), content=chunks(), headers={**AUTH, "Content-Type": "application/json"}
-    )
-    assert response.status_code == 413
+async def test_logs_pages_of_a_worker_s_lines(host: FrameworkClient, runkit: Runkit) -> None:
+    run = await create(host, {"kind": "t_noop"})
+    lease = await claimed(runkit, run["id"])
+    await runkit.ops.append_logs(lease, [NewLogEntry(f"line {i}") for i in range(5)])
+    url = host.api(f"/{run['id']}/logs")
+    page = (await host.http.get(url, params={"limit": 2}, headers=AUTH)).json()
+    assert page["hasMore"] is True and len(page["entries"]) == 2
+    first = page["entries"][0]
+    assert list(first) == [
+        "id", "attempt", "level", "event", "message", "data", "occurredAt", "workerId"
+    ]  # fmt: skip
+    assert first["id"] == f"{run['id'][:8]}-1" and RFC3339_UTC.fullmatch(first["occurredAt"])
+    seen = [e for e in page["entries"]]
+    while page["hasMore"]:
+        params = {"after": page["nextCursor"]}
+        page = (await host.http.get(url, params=params, headers=AUTH)).json()
+        seen += page["entries"]
+    assert len({e["id"] for e in seen}) == len(seen) == 8  # created, queued, running + 5
+    assert [e["message"] for e in seen[-5:]] == [f"line {i}" for i in range(5)]
+    assert {e["attempt"] for e in seen[-5:]} == {1}
+    assert page["nextCursor"] == seen[-1]["id"]  # the end: the last cursor, again

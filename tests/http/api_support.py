@@ -49,6 +49,6 @@ async def claim(runkit: Runkit, run: Run | str) -> Lease:
     """Execute and claim ``run`` as a fake worker; the lease of its attempt."""
     run_id = run if isinstance(run, str) else str(run.id)
     await runkit.execute(run_id)
-    (claimed,) = await runkit.claim("test-worker", 1)
+    (claimed,) = await runkit.ops.claim("test-worker", 1)
     assert str(claimed.id) == run_id
     return Lease(claimed.id, claimed.attempt, claimed.lease_token or "")

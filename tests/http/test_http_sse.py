@@ -57,8 +57,8 @@ async def events(response: httpx.Response) -> AsyncIterator[dict[str, str]]:
 async def test_stream_frames_end_and_204(runkit: Runkit) -> None:
     run = (await runkit.create("free", {})).run
     lease = await claim(runkit, str(run.id))
-    await runkit.append_logs(lease, [NewLogEntry("hello", data={"n": 1})])
-    await runkit.complete(lease, {"ok": True})
+    await runkit.ops.append_logs(lease, [NewLogEntry("hello", data={"n": 1})])
+    await runkit.ops.complete(lease, {"ok": True})
     url = f"{BASE}/{run.id}/logs/stream"
     async with serve(runkit) as c:
         async with c.stream("GET", url, headers=AUTH) as r:
@@ -109,7 +109,7 @@ async def test_pings_and_cross_process_polling(runkit: Runkit) -> None:
                     # Written straight to the store, as another process would: no wake-up.
                     await runkit.store.append_logs(run.id, [NewLogEntry("late")], fence=lease)
                 if "late" in frame.get("data", ""):
-                    await runkit.complete(lease, {})
+                    await runkit.ops.complete(lease, {})
                 if frame.get("event") == "end":
                     break
         assert any(f.get("comment") == "ping" for f in seen)
@@ -124,11 +124,11 @@ async def test_ten_thousand_entries_with_random_reconnects(runkit: Runkit) -> No
 
     async def produce() -> None:
         for start in range(0, total_lines, 250):
-            await runkit.append_logs(
+            await runkit.ops.append_logs(
                 lease, [NewLogEntry(f"line {i}") for i in range(start, start + 250)]
             )
             await anyio.sleep(0.01)
-        await runkit.complete(lease, {})
+        await runkit.ops.complete(lease, {})
 
     async def consume(c: httpx.AsyncClient, seed: int, out: list[str], ends: list[str]) -> None:
         rng = random.Random(seed)

@@ -53,9 +53,9 @@ async def test_forty_streams_share_the_reads(runkit: Runkit) -> None:
                     await ready.wait()
                 reads_before_live = reads
                 for n in range(APPENDS):
-                    await runkit.append_logs(lease, [NewLogEntry(f"line {n}")])
+                    await runkit.ops.append_logs(lease, [NewLogEntry(f"line {n}")])
                     await anyio.sleep(0.005)
-                await runkit.complete(lease, {})
+                await runkit.ops.complete(lease, {})
     expected = [e.seq for e in (await runkit.logs(run.id, limit=500)).entries]
     assert all(got == expected for got in received), "a client missed or repeated an entry"
     live_reads = reads - reads_before_live
