@@ -6,11 +6,25 @@ import re
 import uuid
 from typing import Any
 
+import pytest
 import schemathesis
+from schemathesis import GenerationMode
 
 from runkit import Lease, Principal, Runkit
 
 _CURSOR = re.compile(r"[0-9a-f]{8}-[0-9]{1,18}")
+#: Valid definitions of the web kinds (created, never executed: no worker runs here).
+WEB_DEFINITIONS: dict[str, dict[str, Any]] = {
+    "http_request": {"url": "https://api.example.com/v1/items"},
+    "fetch_page": {"url": "https://example.com/"},
+    "web_search": {"query": "runkit"},
+}
+
+
+@pytest.fixture(autouse=True)
+def search_provider(monkeypatch: pytest.MonkeyPatch) -> None:
+    """web_search refuses creates (422) until a provider is configured; name one."""
+    monkeypatch.setenv("RUNKIT_SEARCH_URL", "https://search.example.org/")
 
 
 def _is_uuid(value: Any) -> bool:
@@ -43,6 +57,13 @@ def honour_cross_field_rules(case: schemathesis.Case, parent: str, finished: str
     """
     body = case.body
     if isinstance(body, dict):
+        web = WEB_DEFINITIONS.get(str(body.get("kind")))
+        positive = case.meta is not None and case.meta.generation.mode is GenerationMode.POSITIVE
+        if web is not None and positive:
+            # The web kinds' rules (the outbound policy, header syntax, a configured search
+            # provider) are beyond a schema: a valid case gets a valid definition. No worker
+            # runs here, so nothing is ever sent to these addresses.
+            body["definition"] = dict(web)
         if _is_uuid(body.get("parentActionRunId")):
             body["parentActionRunId"] = parent
         key = body.get("idempotencyKey")

@@ -164,7 +164,9 @@ async def test_bad_input_is_a_typed_error_and_writes_nothing(
 
 async def test_unknown_kind_lists_known_kinds(rk: Runkit) -> None:
     with pytest.raises(
-        ValidationError, match="known kinds: approval_gate, t_gate, t_noop, t_sleep"
+        ValidationError,
+        match="known kinds: approval_gate, fetch_page, http_request, t_gate, t_noop, t_sleep, "
+        "web_search",
     ):
         await rk.create("dlt_extract")
 

@@ -22,7 +22,7 @@ import attrs
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 PYTHON = frozenset({"python", "py", "python3"})
 RUN_TIMEOUT = 60.0
 

@@ -37,7 +37,7 @@ def test_test_kinds_need_the_environment(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("RUNKIT_ENABLE_TEST_KINDS", "1")
     rk = Runkit("memory://", autoload_plugins=False)
     assert {"noop", "sleep", "fail_n_times", "emit_logs"} <= set(rk.kinds.names())
-    assert len(builtin_plugins()) == 2
+    assert len(builtin_plugins()) == 3  # approval_gate, the web kinds, the test kinds
     monkeypatch.setenv("RUNKIT_ENABLE_TEST_KINDS", "0")
     assert "noop" not in Runkit("memory://", autoload_plugins=False).kinds
 

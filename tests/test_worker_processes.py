@@ -146,14 +146,15 @@ async def test_sigstop_zombie_changes_nothing(rk: Runkit, fleet: Fleet) -> None:
     # The zombie wakes and heartbeats: its registry row comes back, then is renewed again
     # (each renewal runs with the lease heartbeat that finds its lease gone).
     woke = rk.clock.now()
+
+    async def renewed() -> bool:
+        return any(
+            w.pid == a.pid and (w.last_seen_at - woke).total_seconds() > 0.5
+            for w in await rk.workers()
+        )
+
     with anyio.fail_after(20):
-        while (
-            not [  # noqa: ASYNC110
-                w
-                for w in await rk.workers()
-                if w.pid == a.pid and (w.last_seen_at - woke).total_seconds() > 0.5
-            ]
-        ):
+        while not await renewed():  # noqa: ASYNC110
             await anyio.sleep(0.05)
     assert a.poll() is None  # alive, not crashed by its failed writes
     entries = await logs(rk, run.id)

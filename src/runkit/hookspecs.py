@@ -38,3 +38,11 @@ def runkit_resolve_users(user_ids: Sequence[str]) -> Mapping[str, UserProfile] |
     """Called once per list of runs with the ids of the users who triggered them; return
     ``{user_id: UserProfile}`` (or an awaitable of it). Results of all plugins are merged;
     with no implementation the list's ``users`` map is empty."""
+
+
+@hookspec
+def runkit_register_search_providers(register: Callable[[Any], None]) -> None:
+    """Called once when a :class:`~runkit.Runkit` is built: call ``register(provider)`` for
+    each ``web_search`` provider the plugin offers (an object with ``name``, ``problem()``
+    and ``async search(query, max_results, outbound)``; see ``runkit.kinds.web.search``).
+    They are tried before entry-point providers and the built-in SearXNG."""

@@ -23,7 +23,11 @@ from hypothesis import HealthCheck, settings
 
 from runkit import Runkit
 from runkit_contrib import ApiKeys, asgi_app
-from schemathesis_support import finished_run, honour_cross_field_rules
+from schemathesis_support import (  # search_provider: an autouse fixture
+    finished_run,
+    honour_cross_field_rules,
+    search_provider,  # noqa: F401
+)
 
 from .clients import CLIENTS, PREFIX, FrameworkClient
 from .conftest import API_KEY, KINDS

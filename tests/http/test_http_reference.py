@@ -26,7 +26,12 @@ def test_reference_ignores_the_environment(
     monkeypatch.delenv("RUNKIT_DISABLE_PLUGIN_AUTOLOAD", raising=False)
     assert reference_document() == baseline
     kinds = [n for n in baseline["components"]["schemas"] if n.startswith("CreateRun.")]
-    assert kinds == ["CreateRun.approval_gate"]
+    assert kinds == [
+        "CreateRun.approval_gate",
+        "CreateRun.fetch_page",
+        "CreateRun.http_request",
+        "CreateRun.web_search",
+    ]
 
 
 def test_reference_covers_every_operation_and_schema() -> None:

@@ -18,7 +18,11 @@ from hypothesis import HealthCheck, settings
 
 from runkit import Runkit
 from runkit_contrib import ApiKeys, asgi_app
-from schemathesis_support import finished_run, honour_cross_field_rules
+from schemathesis_support import (  # search_provider: an autouse fixture
+    finished_run,
+    honour_cross_field_rules,
+    search_provider,  # noqa: F401
+)
 
 runkit = Runkit("memory://", kinds=KINDS, autoload_plugins=False)
 anyio.run(runkit.__aenter__)  # the memory store needs no closing

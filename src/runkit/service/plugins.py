@@ -76,6 +76,14 @@ def collect_kinds(pm: pluggy.PluginManager) -> KindRegistry:
     return registry
 
 
+def collect_search_providers(pm: pluggy.PluginManager) -> None:
+    """Hand the plugins' ``web_search`` providers to the web kinds (their registry is per
+    process: a provider serves every Runkit of the process once one has loaded it)."""
+    from ..kinds.web.search import register_search_provider
+
+    pm.hook.runkit_register_search_providers(register=register_search_provider)
+
+
 def collect_storage(pm: pluggy.PluginManager) -> dict[str, Callable[[str], Any]]:
     factories: dict[str, Callable[[str], Any]] = {}
 

@@ -49,7 +49,12 @@ from ..storage.base import Store
 from ..storage.protocols import NotificationListener, Notifier, TransactionalInsert
 from ..storage.urls import open_store
 from .mover import CAS_ATTEMPTS, Mover, iso
-from .plugins import collect_kinds, collect_storage, make_plugin_manager
+from .plugins import (
+    collect_kinds,
+    collect_search_providers,
+    collect_storage,
+    make_plugin_manager,
+)
 from .worker_ops import WorkerOps
 
 __all__ = ["Runkit", "Settings"]
@@ -79,6 +84,7 @@ class Runkit:
     ) -> None:
         self.plugins: pluggy.PluginManager = make_plugin_manager(plugins, autoload=autoload_plugins)
         self.kinds: KindRegistry = collect_kinds(self.plugins)
+        collect_search_providers(self.plugins)
         for kind in kinds:
             self.kinds.register(kind, owner="Runkit(kinds=...)")
         if isinstance(store, str):
