@@ -146,6 +146,7 @@ async def test_expect_status(rk: Runkit, server: LocalServer) -> None:
     assert missing.status == Status.FAILED and missing.attempt == 1  # never retried
     assert missing.error is not None and missing.error["type"] == "UnexpectedStatus"
     assert "404" in missing.error["message"] and "2xx" in missing.error["message"]
+    assert missing.error["status"] == 404
     expected = await run(
         rk, "http_request", {"url": server.url("/status/404"), "expectStatus": [404]}
     )
@@ -165,6 +166,7 @@ async def test_503_is_retried_after_retry_after(rk: Runkit, server: LocalServer)
     failed = [e for e in logs if e.level == "error"]
     assert failed and failed[0].data["error"]["type"] == "UnexpectedStatus"
     assert failed[0].data["error"]["retryable"] is True
+    assert failed[0].data["error"]["status"] == 503
 
 
 async def test_size_limit(rk: Runkit, server: LocalServer) -> None:

@@ -87,12 +87,19 @@ def backoff(policy: RetryPolicy, retry_count: int, rng: random.Random | None = N
 def error_body(
     exc: BaseException | None, *, retryable: bool, next_attempt_at: datetime | None = None
 ) -> dict[str, Any]:
-    """The run's ``error`` object: ``{type, message, retryable, nextAttemptAt?}``."""
+    """The run's ``error`` object: ``{type, message, retryable, nextAttemptAt?}``, plus the
+    exception's own ``details`` (a mapping of JSON values, e.g. an HTTP ``status``), which
+    never override those four."""
     body: dict[str, Any] = {
         "type": type(exc).__name__ if exc is not None else "Error",
         "message": str(exc) if exc is not None else "",
         "retryable": retryable,
     }
+    details = getattr(exc, "details", None)
+    if isinstance(details, Mapping):
+        for key, value in details.items():
+            if key not in ("nextAttemptAt",):
+                body.setdefault(str(key), value)
     if next_attempt_at is not None:
         body["nextAttemptAt"] = next_attempt_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return body

@@ -349,7 +349,7 @@ class Worker:
                         f"{'s' if run.attempt != 1 else ''}: {body['message']}",
                         "retryable": False,
                         "attempts": run.attempt,
-                        "cause": {"type": body["type"], "message": body["message"]},
+                        "cause": {k: v for k, v in body.items() if k != "retryable"},
                     }
                 log.info("run %s failed: %r", run.id, exc)
                 report = rk.ops.failure(lease, body, reason=reason, logs=logs, known=run)

@@ -38,6 +38,8 @@ class UnexpectedStatus(Fatal):
     def __init__(self, message: str, *, status: int) -> None:
         super().__init__(message)
         self.status = status
+        #: Merged into the run's ``error`` (``error.status``).
+        self.details = {"status": status}
 
 
 class RequestTimeout(Fatal):
@@ -52,6 +54,7 @@ class _RetryableStatus(Retryable):
     def __init__(self, message: str, *, status: int, retry_after: float | None) -> None:
         super().__init__(message, retry_after=retry_after)
         self.status = status
+        self.details = {"status": status}
 
 
 class _RetryableTimeout(Retryable):
