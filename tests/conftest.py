@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, settings
 # The SQL fixtures (a SQLite file per test, a fresh PostgreSQL schema per test) live in
 # their own module; PostgreSQL being unreachable fails those tests, it never skips them.
 from sql_fixtures import pg_url, sqlite_url  # noqa: F401
+from web_support import refused, server  # noqa: F401 (the web tests' loopback servers)
 
 settings.register_profile(
     "ci",

@@ -37,18 +37,6 @@ def _clean_policy(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 @pytest.fixture
-def server() -> Iterator[LocalServer]:
-    with serving("127.0.0.1") as s:
-        yield s
-
-
-@pytest.fixture
-def refused() -> Iterator[LocalServer]:
-    with serving("127.0.0.2") as s:
-        yield s
-
-
-@pytest.fixture
 def refused6() -> Iterator[LocalServer]:
     with serving("::1") as s:
         yield s

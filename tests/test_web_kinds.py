@@ -8,7 +8,7 @@ import json
 import re
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -27,7 +27,7 @@ from runkit.kinds.web import (
     unregister_search_provider,
 )
 from runkit.kinds.web.exchange import Outbound
-from web_support import LocalServer, serving
+from web_support import LocalServer
 
 pytestmark = pytest.mark.anyio
 
@@ -39,18 +39,6 @@ SETTINGS = Settings(
 FAST = {"poll_interval": 0.05, "control_interval": 0.1, "grace_period": 2.0}
 TOKEN = "s3cr3t-t0ken-value-42"
 TERMINAL = {Status.SUCCEEDED, Status.FAILED, Status.CANCELLED}
-
-
-@pytest.fixture
-def server() -> Iterator[LocalServer]:
-    with serving("127.0.0.1") as s:
-        yield s
-
-
-@pytest.fixture
-def refused() -> Iterator[LocalServer]:
-    with serving("127.0.0.2") as s:
-        yield s
 
 
 @pytest.fixture(autouse=True)

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import attrs
+import pytest
 
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>Release notes 2.4</title></head>
@@ -302,3 +303,16 @@ _ROUTES: dict[str, Route] = {
     "/slow": _slow_ok,
 }
 _PREFIX_ROUTES: dict[str, Route] = {"/status/": _status, "/chain/": _chain}
+
+
+# Fixtures of the web tests: a server the policy allows, and one it must never reach.
+@pytest.fixture
+def server() -> Iterator[LocalServer]:
+    with serving("127.0.0.1") as s:
+        yield s
+
+
+@pytest.fixture
+def refused() -> Iterator[LocalServer]:
+    with serving("127.0.0.2") as s:
+        yield s
