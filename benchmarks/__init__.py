@@ -1,7 +1,7 @@
 """runkit's benchmark suite: ``python -m benchmarks [--smoke] [--only NAME]``.
 
-The protocol is ``/work/shared/design/performance.md``: one harness, sequential scenarios,
-each physical baseline first, then runkit, then its peers, in the same run on the same
+The protocol (docs/benchmarks.md): one harness, sequential scenarios, each physical
+baseline first, then runkit, then its peers, in the same run on the same
 PostgreSQL cluster and file system, reported as ratios. ``docs/benchmarks.md`` has the
 figures of the last full run and explains them.
 
