@@ -1,4 +1,5 @@
-"""The run model: pure, frozen attrs classes. The wire format lives in ``_wire``."""
+"""The run model: pure, frozen attrs classes. The wire format lives in
+``runkit_contrib._wire``."""
 
 from __future__ import annotations
 

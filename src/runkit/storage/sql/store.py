@@ -10,13 +10,14 @@ Beyond the :class:`~runkit.storage.base.Store` contract the store offers:
 
 * :meth:`SqlStore.insert_in`: create a run inside the host's own SQLAlchemy transaction (an
   outbox: the run exists if and only if the host's transaction commits);
-* :meth:`SqlStore.wait_for_notification` and :meth:`SqlStore.notify`: PostgreSQL
+* :meth:`SqlStore.wait_for_notifications` and :meth:`SqlStore.notify` (the optional
+  ``NotificationListener`` and ``Notifier`` of ``storage.protocols``): PostgreSQL
   LISTEN/NOTIFY wake-ups between processes. SQLite has no such channel: ``notify`` does
-  nothing and ``wait_for_notification`` wakes on *any* commit by another connection,
-  seen through ``PRAGMA data_version`` polled every 20 ms (a hint: callers re-read).
+  nothing and the wait wakes on *any* commit by another connection, seen through ``PRAGMA
+  data_version`` polled every 20 ms (``listen``, ``watch``; a hint: callers re-read).
 
 SQLite settings: WAL journal, ``synchronous=NORMAL`` (``FULL`` on request), a busy timeout,
-foreign keys on, and ``BEGIN IMMEDIATE`` before every write (see ``_sql_engine``). An engine
+foreign keys on, and ``BEGIN IMMEDIATE`` before every write (see ``engine``). An engine
 the host hands in keeps its own connection settings and is never disposed by the store.
 """
 
