@@ -49,6 +49,7 @@ from runkit import (
     Status,
 )
 from runkit.domain.states import LEASED, TERMINAL, TRANSITIONS, Action
+from runkit.domain.waits import Wait
 from runkit.storage.memory import MemoryStore
 from runkit.storage.sql.store import SqlStore
 from sql_fixtures import PG_URL, _with_search_path
@@ -388,7 +389,7 @@ class RunkitMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.leased())
     @rule(
         data=st.data(),
-        outcome=st.sampled_from(["complete", "fail", "requeue", "park", "stopped", "log"]),
+        outcome=st.sampled_from(["complete", "fail", "requeue", "park", "stopped", "wait", "log"]),
     )
     def worker_reports(self, data: st.DataObject, outcome: str) -> None:
         # Sort by creation order, not by uuid: draws must not depend on random ids.
@@ -410,6 +411,10 @@ class RunkitMachine(RuleBasedStateMachine):
             ),
             "park": lambda rk, lease: rk.ops.park(lease, timeout=None),
             "stopped": lambda rk, lease: rk.ops.stopped(lease),
+            # A durable sleep: waiting until the clock passes it (the rescuer wakes it).
+            "wait": lambda rk, lease: rk.ops.suspend(
+                lease, Wait(until=self.clock.now() + timedelta(seconds=5))
+            ),
         }
         action = {
             "complete": Action.COMPLETE,
@@ -417,6 +422,7 @@ class RunkitMachine(RuleBasedStateMachine):
             "requeue": Action.REQUEUE,
             "park": Action.PARK,
             "stopped": Action.STOPPED,
+            "wait": Action.WAIT,
         }[outcome]
         results = self.report(run, fns[outcome])
         target = TRANSITIONS.get((model.status, action), "illegal")
@@ -441,6 +447,10 @@ class RunkitMachine(RuleBasedStateMachine):
         results = self.call(lambda rk: rk.ops.rescue())
         expected_moves = 0
         for m in self.model.values():
+            if m.status is Status.WAITING:  # its time has come
+                expected_moves += 1
+                m.move(Status.QUEUED)
+                continue
             if m.status not in LEASED:
                 continue
             expected_moves += 1

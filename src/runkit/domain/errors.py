@@ -51,7 +51,7 @@ class IllegalTransition(RunkitError):
 
 def _advice(status: Status, action: Action, allowed: Sequence[Action]) -> str:
     if not allowed:
-        return "wait for its worker to stop it"  # pausing or cancelling, with nothing to ask
+        return "its worker is stopping it"  # pausing or cancelling, with nothing to ask
     if action is Action.DELETE and Action.CANCEL in allowed:
         return "cancel it first"
     if action is Action.EXECUTE and Action.RETRY in allowed:

@@ -108,6 +108,9 @@ class Run:
     checkpoint: JSON | None = None
     #: Approval decisions: ``{"by", "decision", "reason", "at"}`` each.
     approvals: tuple[JSON, ...] = ()
+    #: What a ``waiting`` run waits for: ``{"runs", "failFast", "until"}``
+    #: (:class:`runkit.domain.waits.Wait`); None in every other status.
+    wait: JSON | None = None
 
     @property
     def duration_seconds(self) -> float | None:
@@ -201,6 +204,8 @@ class RunQuery:
     parent_action_run_id: UUID | None = None
     limit: int = 100
     offset: int = 0
+    #: Creation order instead of newest first (a parent's children are listed so).
+    oldest_first: bool = False
 
 
 @attrs.frozen

@@ -81,9 +81,11 @@ def changes(
         out["error"] = None
     if to is Status.QUEUED and action is not Action.REQUEUE:
         out["not_before"] = None
-    if deadline is not None and to is Status.AWAITING_APPROVAL:
-        # Only a gate's wait times out; a gate parked while pausing is just paused.
+    if deadline is not None and to in (Status.AWAITING_APPROVAL, Status.WAITING):
+        # Only a gate's or a wait's deadline counts; one parked while pausing is just paused.
         out["deadline_at"] = deadline
+    if run.wait is not None and to is not Status.WAITING:
+        out["wait"] = None  # a wait lives as long as the waiting status
     return out
 
 
@@ -154,6 +156,8 @@ def rescue(
             }
             return Action.CRASH, "crashed", {"error": error}
         return Action.INTERRUPT, "lease expired", {}
+    if run.status is Status.WAITING:
+        raise ValueError("a waiting run is re-checked by the service, which reads its children")
     if run.status is Status.AWAITING_APPROVAL:
         outcome = policy.on_timeout if policy else "reject"
         if outcome == "approve":

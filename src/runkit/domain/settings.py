@@ -15,6 +15,9 @@ class Settings:
     lease: timedelta = timedelta(seconds=30)
     heartbeat: timedelta = timedelta(seconds=10)
     rescue_interval: timedelta = timedelta(seconds=2)
+    #: A waiting run is woken by its children's moves; the rescuer also re-checks it this
+    #: often, which repairs a wake-up lost to a process that died in between.
+    wait_recheck: timedelta = timedelta(seconds=60)
     #: Lease losses a run survives; the next one fails it with reason ``crashed``.
     interrupt_budget: int = 5
     #: Per-key concurrency limits; a key not listed has limit 1.

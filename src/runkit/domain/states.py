@@ -25,6 +25,7 @@ class Status(enum.StrEnum):
     CANCELLING = "cancelling"
     PAUSED = "paused"
     AWAITING_APPROVAL = "awaiting_approval"
+    WAITING = "waiting"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
@@ -63,6 +64,8 @@ class Action(enum.StrEnum):
     CRASH = "crash"  # lease expired, interrupt budget spent
     RELEASE = "release"  # graceful shutdown hands the run back, not an interrupt
     TIME_OUT = "time_out"  # a deadline other than a lease passed (approval timeout)
+    WAIT = "wait"  # an executor waits for its children or a time: its attempt ends
+    WAKE = "wake"  # what a waiting run waited for is done: back to the queue
 
 
 S, A = Status, Action
@@ -97,6 +100,7 @@ TRANSITIONS: Final[dict[tuple[Status, Action], Status | None]] = {
     (S.RUNNING, A.INTERRUPT): S.QUEUED,
     (S.RUNNING, A.CRASH): S.FAILED,
     (S.RUNNING, A.RELEASE): S.QUEUED,
+    (S.RUNNING, A.WAIT): S.WAITING,
     # Pausing: the executor stops at its next checkpoint; work that finishes first stands.
     (S.PAUSING, A.COMPLETE): S.SUCCEEDED,
     (S.PAUSING, A.FAIL): S.FAILED,
@@ -108,6 +112,7 @@ TRANSITIONS: Final[dict[tuple[Status, Action], Status | None]] = {
     (S.PAUSING, A.INTERRUPT): S.PAUSED,
     (S.PAUSING, A.CRASH): S.PAUSED,
     (S.PAUSING, A.RELEASE): S.PAUSED,
+    (S.PAUSING, A.WAIT): S.PAUSED,
     # Cancelling: like Temporal, a result reported before the executor stopped stands.
     (S.CANCELLING, A.COMPLETE): S.SUCCEEDED,
     (S.CANCELLING, A.FAIL): S.FAILED,
@@ -117,6 +122,7 @@ TRANSITIONS: Final[dict[tuple[Status, Action], Status | None]] = {
     (S.CANCELLING, A.INTERRUPT): S.CANCELLED,
     (S.CANCELLING, A.CRASH): S.CANCELLED,
     (S.CANCELLING, A.RELEASE): S.CANCELLED,
+    (S.CANCELLING, A.WAIT): S.CANCELLED,
     (S.PAUSED, A.RESUME): S.QUEUED,
     (S.PAUSED, A.CANCEL): S.CANCELLED,
     (S.AWAITING_APPROVAL, A.APPROVE): S.SUCCEEDED,
@@ -124,6 +130,12 @@ TRANSITIONS: Final[dict[tuple[Status, Action], Status | None]] = {
     (S.AWAITING_APPROVAL, A.TIME_OUT): S.FAILED,
     (S.AWAITING_APPROVAL, A.PAUSE): S.PAUSED,
     (S.AWAITING_APPROVAL, A.CANCEL): S.CANCELLED,
+    # Waiting: the attempt ended while its children run (or a timer runs); no worker, no
+    # slot. A pause holds it (children go on) and its resume runs the executor again, which
+    # re-checks; a cancel cancels its children too.
+    (S.WAITING, A.WAKE): S.QUEUED,
+    (S.WAITING, A.PAUSE): S.PAUSED,
+    (S.WAITING, A.CANCEL): S.CANCELLED,
     (S.SUCCEEDED, A.DELETE): DELETED,
     (S.FAILED, A.RETRY): S.QUEUED,
     (S.FAILED, A.DELETE): DELETED,

@@ -58,6 +58,7 @@ MUTABLE_FIELDS = frozenset(
         "idempotency_scope",
         "checkpoint",
         "approvals",
+        "wait",
     }
 )
 
@@ -110,8 +111,9 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def list(self, query: RunQuery) -> tuple[builtins.list[Run], int]:
-        """Runs matching every filter of ``query``, newest first (``seq`` descending), the
-        page ``query.offset`` .. ``+query.limit``, and the total number matching."""
+        """Runs matching every filter of ``query``, newest first (``seq`` descending; in
+        ``seq`` order with ``query.oldest_first``), the page ``query.offset`` ..
+        ``+query.limit``, and the total number matching."""
 
     @abc.abstractmethod
     async def update(

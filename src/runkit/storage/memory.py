@@ -74,7 +74,7 @@ class MemoryStore(Store):
                 or r.parent_action_run_id == query.parent_action_run_id
             )
         ]
-        matching.sort(key=lambda r: r.seq, reverse=True)
+        matching.sort(key=lambda r: r.seq, reverse=not query.oldest_first)
         return matching[query.offset : query.offset + query.limit], len(matching)
 
     async def update(

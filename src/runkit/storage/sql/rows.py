@@ -51,6 +51,7 @@ def run_values(run: Run) -> dict[str, Any]:
         "log_seq": run.log_seq,
         "checkpoint": run.checkpoint,
         "approvals": [dict(a) for a in run.approvals],
+        "wait": run.wait,
     }
 
 
@@ -100,6 +101,7 @@ def row_to_run(row: SqlRow) -> Run:
         log_seq=m["log_seq"],
         checkpoint=m["checkpoint"],
         approvals=tuple(m["approvals"]),
+        wait=m["wait"],
     )
 
 

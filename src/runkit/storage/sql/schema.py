@@ -107,6 +107,7 @@ runs = sa.Table(
     sa.Column("log_seq", sa.Integer(), nullable=False),
     sa.Column("checkpoint", sa.JSON(none_as_null=True), nullable=True),
     sa.Column("approvals", sa.JSON(), nullable=False),
+    sa.Column("wait", sa.JSON(none_as_null=True), nullable=True),
     sa.UniqueConstraint("id", name="runkit_runs_id_key"),
     sa.Index("runkit_runs_idempotency_scope_key", "idempotency_scope", unique=True),
     sa.Index("runkit_runs_queued_idx", "seq", postgresql_where=_QUEUED, sqlite_where=_QUEUED),

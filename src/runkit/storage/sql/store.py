@@ -246,7 +246,7 @@ class SqlStore(Store):
         page = (
             sa.select(runs)
             .where(*where)
-            .order_by(runs.c.seq.desc())
+            .order_by(runs.c.seq if query.oldest_first else runs.c.seq.desc())
             .limit(max(0, query.limit))
             .offset(max(0, query.offset))
         )
