@@ -2,7 +2,8 @@
 
 Short timings (lease 2 s, heartbeat 0.3 s, rescue 0.3 s). Besides the test kinds it
 registers ``record`` (appends ``run_id attempt start end pid`` to the ledger file named by
-``RUNKIT_TEST_LEDGER`` after sleeping) and ``crash`` (SIGKILLs its own worker process).
+``RUNKIT_TEST_LEDGER`` after sleeping), ``crash`` (SIGKILLs its own worker process) and
+``fanout`` (starts ``record`` children and waits for them durably).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ def settings(interrupt_budget: int = 5) -> Settings:
         heartbeat=timedelta(seconds=0.3),
         rescue_interval=timedelta(seconds=0.3),
         interrupt_budget=interrupt_budget,
+        wait_recheck=timedelta(seconds=2),
     )
 
 
@@ -54,6 +56,22 @@ async def record(ctx: RunContext) -> dict[str, Any]:
     return {"pid": os.getpid()}
 
 
+@attrs.frozen
+class FanoutConfig:
+    children: int = 5
+    sleep: float = 0.0
+
+
+async def fanout(ctx: RunContext) -> dict[str, Any]:
+    """Starts ``children`` ``record`` runs and waits for them, holding no worker."""
+    kids = [
+        await ctx.start_child("record", {"sleep": ctx.definition.sleep}, step=str(i))
+        for i in range(ctx.definition.children)
+    ]
+    done = await ctx.wait_for([k.id for k in kids])
+    return {"children": [str(d.id) for d in done], "statuses": [d.status.value for d in done]}
+
+
 async def crash(ctx: RunContext) -> None:
     await ctx.log("info", "about to crash")
     await ctx.flush()
@@ -65,6 +83,7 @@ class ProcPlugin:
     def runkit_register_kinds(self, register: Callable[[Kind], None]) -> None:
         register(Kind("record", record, RecordConfig))
         register(Kind("crash", crash))
+        register(Kind("fanout", fanout, FanoutConfig))
 
 
 def make_runkit(url: str, interrupt_budget: int = 5, *, proc_kinds: bool = True) -> Runkit:

@@ -16,7 +16,7 @@ from .domain.errors import (
     ValidationError,
 )
 from .domain.idempotency import IdempotencyPolicy
-from .domain.kind import ApprovalPolicy, Kind, KindRegistry, RetryPolicy, camel
+from .domain.kind import ApprovalPolicy, Kind, KindChecks, KindRegistry, RetryPolicy, camel
 from .domain.models import (
     SYSTEM,
     Created,
@@ -57,6 +57,7 @@ __all__ = [
     "IdempotencyPolicy",
     "IllegalTransition",
     "Kind",
+    "KindChecks",
     "KindRegistry",
     "Lease",
     "LeaseLost",

@@ -9,7 +9,7 @@ so a kind module can be imported by the facade that loads it without an import c
 """
 
 from .domain.context import RunContext, SyncRunContext
-from .domain.kind import ApprovalPolicy, Kind, RetryPolicy
+from .domain.kind import ApprovalPolicy, Kind, KindChecks, RetryPolicy
 from .domain.models import Run
 from .domain.signals import Fatal, ParkForApproval, Retryable
 from .hookspecs import hookimpl
@@ -18,6 +18,7 @@ __all__ = [
     "ApprovalPolicy",
     "Fatal",
     "Kind",
+    "KindChecks",
     "ParkForApproval",
     "RetryPolicy",
     "Retryable",

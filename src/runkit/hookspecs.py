@@ -46,3 +46,10 @@ def runkit_register_search_providers(register: Callable[[Any], None]) -> None:
     each ``web_search`` provider the plugin offers (an object with ``name``, ``problem()``
     and ``async search(query, max_results, outbound)``; see ``runkit.kinds.web.search``).
     They are tried before entry-point providers and the built-in SearXNG."""
+
+
+@hookspec(firstresult=True)
+def runkit_resolve_automation(automation_id: str) -> Sequence[Mapping[str, Any]] | None:
+    """Called when a ``call_automation`` run names an ``automationId``: return its steps
+    (``[{"name", "kind", "definition", "continueOnError"}]``) or None if the id is not the
+    plugin's. The first answer that is not None wins; with none, the id is refused (422)."""

@@ -7,7 +7,8 @@ only, never on the engine or the facade that loads them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -82,13 +83,47 @@ class RunContext(Protocol):
         ...
 
     async def start_child(
-        self, kind: str, definition: Mapping[str, Any] | None = None, **kwargs: Any
+        self,
+        kind: str,
+        definition: Mapping[str, Any] | None = None,
+        *,
+        step: str | None = None,
+        **kwargs: Any,
     ) -> Run:
-        """Create and execute a child run of this one."""
+        """Create and execute a child run of this one, once per run: later executions get
+        the same child back (named by ``step``, or by call order without it)."""
         ...
 
-    async def wait_for(self, run_ids: Iterable[UUID], *, poll: float = 1.0) -> list[Run]:
-        """Wait until every run in ``run_ids`` is terminal and return them."""
+    async def wait_for(
+        self, run_ids: Iterable[UUID | str], *, fail_fast: bool = False
+    ) -> list[Run]:
+        """The children ``run_ids`` once all are terminal (``fail_fast``: or one did not
+        succeed). Until then the run waits holding no worker, and the executor runs again
+        from the start once they are done."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """A durable sleep: the run waits holding no worker, then the executor runs again."""
+        ...
+
+    async def sleep_until(self, when: datetime) -> None:
+        """A durable sleep until ``when`` (an aware datetime)."""
+        ...
+
+    async def step(self, name: str, fn: Callable[[], Any]) -> Any:
+        """``fn()``'s JSON value, computed once per run and remembered in its checkpoint."""
+        ...
+
+    async def cancel_child(self, run_id: UUID | str) -> Run:
+        """Cancel a child of this run (and its own children)."""
+        ...
+
+    async def get_run(self, run_id: UUID | str) -> Run:
+        """Read a run."""
+        ...
+
+    async def resolve_automation(self, automation_id: str) -> list[dict[str, Any]] | None:
+        """The steps the host's ``runkit_resolve_automation`` hook gives ``automation_id``."""
         ...
 
     @property

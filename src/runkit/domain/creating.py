@@ -12,7 +12,7 @@ from uuid import UUID, uuid4
 from . import inputs, moves
 from .errors import IdempotencyConflict
 from .idempotency import IdempotencyPolicy, fingerprint, scope_key
-from .kind import Kind
+from .kind import Kind, KindChecks
 from .models import Created, NewLogEntry, Principal, Run
 from .states import Status
 
@@ -31,11 +31,17 @@ def new_run(
     action_id: str | None = None,
     principal: Principal | None = None,
     execute: bool = False,
+    checks: KindChecks | None = None,
 ) -> tuple[Run, list[NewLogEntry]]:
     """The run a create makes (in ``pending``, or ``queued`` with ``execute``), validated,
-    and its first audit entries. ``limits`` are the per-key concurrency limits (default 1)."""
+    and its first audit entries. ``limits`` are the per-key concurrency limits (default 1);
+    ``checks`` serve the kind's own create-time ``check``, if it has one."""
     definition = {} if definition is None else definition
-    spec.validate(definition)
+    config = spec.validate(definition)
+    if spec.check is not None:
+        if checks is None:
+            raise ValueError(f"kind {spec.name!r} checks its runs at create; pass checks=")
+        spec.check(config, checks)
     idem = inputs.key(idempotency_key, ("idempotency_key",))
     ckey = inputs.key(concurrency_key, ("concurrency_key",))
     action_id = inputs.optional_str(action_id, ("action_id",))

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from datetime import datetime
+from uuid import UUID
 
+from . import waits
 from .kind import Kind
 from .models import Run
 from .states import Status
@@ -25,8 +27,10 @@ def display_status(
     kind: Kind | None = None,
     required_approvals: int | None = None,
     served: Collection[str] | None = None,
+    awaited: Mapping[UUID, Run] | None = None,
 ) -> str:
-    """``served``: the kinds live workers execute (None: unknown, say nothing about it)."""
+    """``served``: the kinds live workers execute (None: unknown, say nothing about it);
+    ``awaited``: a waiting run's awaited runs as they are now (None: not read)."""
     s = run.status
     if s.holds_slot and run.deadline_at is not None and run.deadline_at < now:
         # The worker stopped renewing its lease: say so rather than "Running", which would
@@ -73,6 +77,9 @@ def display_status(
         if required_approvals and required_approvals > 1:
             return f"Awaiting approval · {approved} of {required_approvals}"
         return "Awaiting approval"
+    if s is Status.WAITING:
+        wait = waits.of(run)
+        return f"Waiting · {waits.describe(wait, awaited)}" if wait else "Waiting"
     if s is Status.SUCCEEDED:
         return "Succeeded"
     if s is Status.FAILED:

@@ -9,8 +9,8 @@ cattrs at create time, camelCase on the wire (``intervalSeconds``) and snake_cas
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Protocol
 
 import attrs
 import cattrs
@@ -100,7 +100,9 @@ def _flatten(exc: BaseException, path: tuple[str | int, ...]) -> Iterator[ErrorD
     yield ErrorDetail(path, str(exc) or type(exc).__name__, "type_error")
 
 
-def structure_config(config: type[Any], definition: Mapping[str, Any], loc: tuple[str, ...]) -> Any:
+def structure_config(
+    config: type[Any], definition: Mapping[str, Any], loc: tuple[str | int, ...]
+) -> Any:
     """``definition`` as an instance of ``config``, or a ValidationError with field paths."""
     try:
         return config_converter.structure(dict(definition), config)
@@ -167,6 +169,23 @@ class ApprovalPolicy:
         return user_id in self.approvers or bool(self.groups & groups)
 
 
+class KindChecks(Protocol):
+    """What a kind's ``check`` may ask at create time, beyond its own definition: kinds that
+    start other runs (``conditional_branch``, ``call_automation``) validate the child runs
+    they describe through it, so a bad child is a 422 when the parent is created."""
+
+    def validate(self, kind: Any, definition: Any, loc: Sequence[str | int]) -> Any:
+        """The structured config of a run of ``kind`` with ``definition`` (its own
+        ``check`` run too). Raises ValidationError at ``(*loc, "kind")`` for an unknown
+        kind and at ``(*loc, "definition", ...)`` for a definition that does not fit."""
+        ...
+
+    def automation(self, automation_id: str, loc: Sequence[str | int]) -> list[Mapping[str, Any]]:
+        """The steps the host's ``runkit_resolve_automation`` hook gives ``automation_id``.
+        Raises ValidationError at ``loc`` if no hook resolves it."""
+        ...
+
+
 @attrs.frozen
 class Kind:
     """An action kind. ``executor`` is what the engine calls with a run context; ``config``
@@ -187,8 +206,11 @@ class Kind:
     describe_progress: Callable[[Mapping[str, Any]], str | None] | None = None
     #: Optional: a realistic ``definition`` for docs, ``GET /api/v1/kinds`` and OpenAPI.
     example: Mapping[str, Any] | None = None
+    #: Optional: more checks at create time, called with the structured config and a
+    #: :class:`KindChecks` once the definition fits ``config`` (raise ValidationError).
+    check: Callable[[Any, KindChecks], None] | None = None
 
-    def validate(self, definition: Any, loc: tuple[str, ...] = ("definition",)) -> Any:
+    def validate(self, definition: Any, loc: tuple[str | int, ...] = ("definition",)) -> Any:
         """The structured config of ``definition`` (a dict when the kind has no config)."""
         if not isinstance(definition, Mapping):
             raise ValidationError.at(loc, "definition must be a JSON object", "dict_type")
@@ -221,7 +243,7 @@ class KindRegistry:
     def get(self, name: str) -> Kind | None:
         return self._kinds.get(name)
 
-    def require(self, name: Any, loc: tuple[str, ...] = ("kind",)) -> Kind:
+    def require(self, name: Any, loc: tuple[str | int, ...] = ("kind",)) -> Kind:
         kind = self._kinds.get(name) if isinstance(name, str) else None
         if kind is None:
             known = ", ".join(sorted(self._kinds)) or "(none registered)"

@@ -8,7 +8,12 @@ context raises :class:`~runkit.LeaseLost` and the worker cancels the executor.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import hashlib
+import inspect
+import json
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -16,13 +21,19 @@ import anyio
 import anyio.from_thread
 import anyio.lowlevel
 
+from ..domain import waits
 from ..domain.context import RunContext
-from ..domain.models import Lease, NewLogEntry, Run
+from ..domain.errors import RunNotFound
+from ..domain.models import SYSTEM, Lease, NewLogEntry, Run
+from ..domain.signals import Suspend
+from ..domain.waits import Wait
 
 if TYPE_CHECKING:
     from ..service.runkit import Runkit
 
 _LEVELS = frozenset({"debug", "info", "warning", "error"})
+#: The checkpoint key of runkit's memo; ``saved_checkpoint`` never shows it to the kind.
+MEMO = "runkit.memo"
 
 
 class AttemptContext:
@@ -42,10 +53,15 @@ class AttemptContext:
         #: The run's definition structured into the kind's config class.
         self.definition = definition
         self.worker_id = worker_id
+        saved = dict(run.checkpoint) if run.checkpoint is not None else None
+        #: runkit's own memo (steps, children, sleeps), kept in the checkpoint under MEMO.
+        self._memo: dict[str, Any] = dict((saved or {}).pop(MEMO, None) or {})
+        if saved == {} and self._memo:
+            saved = None  # only the memo was saved: the kind itself saved nothing
         #: What a previous attempt saved with :meth:`checkpoint` (None: start afresh).
-        self.saved_checkpoint: dict[str, Any] | None = (
-            dict(run.checkpoint) if run.checkpoint is not None else None
-        )
+        self.saved_checkpoint: dict[str, Any] | None = saved
+        self._sleeps = 0
+        self._children = 0
         self._progress: dict[str, Any] = dict(run.progress)
         self._buffer: list[NewLogEntry] = []
         self._pending = anyio.Event()
@@ -124,9 +140,9 @@ class AttemptContext:
         here: this call does not return."""
         if progress is not None:
             self._progress = dict(progress)
-        await self.flush()
-        await self.runkit.ops.set_progress(self.lease, self._progress, checkpoint=state)
         self.saved_checkpoint = dict(state)
+        await self.flush()
+        await self.runkit.ops.set_progress(self.lease, self._progress, checkpoint=self._state())
         if self.pause_requested and self._scope is not None:
             self.stopped_at_checkpoint = True
             self._scope.cancel()
@@ -134,30 +150,144 @@ class AttemptContext:
 
     # ---------------------------------------------------------------- children ------------
     async def start_child(
-        self, kind: str, definition: Mapping[str, Any] | None = None, **kwargs: Any
+        self,
+        kind: str,
+        definition: Mapping[str, Any] | None = None,
+        *,
+        step: str | None = None,
+        **kwargs: Any,
     ) -> Run:
-        """Create and execute a child run (``parentActionRunId`` = this run)."""
+        """Create and execute a child run (``parentActionRunId`` = this run), once.
+
+        The child is made once per run: every later execution of this run (after a wait, a
+        crash or an automatic retry) gets the same child back, so an executor that waits for
+        its children can run again from the start. ``step`` names the child; without it, the
+        n-th ``start_child`` of an execution is the same child in every execution (so keep
+        their order fixed). A manual retry of the run starts afresh, with new children."""
+        if step is None:
+            self._children += 1
+            step = f"#{self._children}"
+        if "idempotency_key" in kwargs:
+            raise TypeError("start_child: pass step= or idempotency_key=, not both")
+        known = self._memo.get(f"child:{step}")
+        if isinstance(known, str):
+            try:
+                return await self.runkit.get(known)
+            except RunNotFound:
+                pass  # deleted since: make it again
+        # The key covers a crash between the create and the memo write below; the memo
+        # covers a key that outlived its TTL during a long wait.
+        nonce = await self._generation()
+        digest = hashlib.sha256(step.encode()).hexdigest()[:32]
         created = await self.runkit.create(
-            kind, definition, parent_action_run_id=self.run_id, execute=True, **kwargs
+            kind,
+            definition,
+            parent_action_run_id=self.run_id,
+            execute=True,
+            idempotency_key=f"runkit.child:{self.run_id}:{nonce}:{digest}",
+            **kwargs,
         )
+        await self._remember({f"child:{step}": str(created.run.id)})
         return created.run
 
-    async def wait_for(self, run_ids: Iterable[UUID], *, poll: float = 1.0) -> list[Run]:
-        """Wait until every run in ``run_ids`` is terminal and return them. This attempt
-        keeps its worker slot meanwhile, so children need another free slot."""
-        ids = list(run_ids)
-        done: dict[UUID, Run] = {}
-        while True:
-            for rid in ids:
-                if rid not in done:
-                    run = await self.runkit.get(rid)
-                    if run.status.terminal:
-                        done[rid] = run
-            pending = [rid for rid in ids if rid not in done]
-            if not pending:
-                return [done[rid] for rid in ids]
-            # Every transition fires the run's log signal; poll covers other processes.
-            await self.runkit.wakeups.logs(pending[0]).wait(poll)
+    async def wait_for(
+        self, run_ids: Iterable[UUID | str], *, fail_fast: bool = False
+    ) -> list[Run]:
+        """The children ``run_ids`` once every one is terminal (with ``fail_fast``: or once
+        one failed, was cancelled or rejected), in the order given.
+
+        If they are not, the attempt ends here: the run waits in ``waiting``, holding no
+        worker and no concurrency slot, and once they are done the executor runs again from
+        the start, where this call returns at once. Code before it must be safe to repeat
+        (children by ``step=``, other effects through :meth:`step`)."""
+        ids = [UUID(str(r)) for r in run_ids]
+        found = await self.runkit.mover.waits.awaited(self.run, ids)
+        for rid in ids:
+            child = found.get(rid)
+            if child is None:
+                raise RunNotFound(rid)
+            if child.parent_action_run_id != self.run_id:
+                raise ValueError(f"run {rid} is not a child of run {self.run_id}")
+        wait = Wait(tuple(ids), fail_fast=fail_fast)
+        if waits.satisfied(wait, found, self.runkit.clock.now()):
+            return waits.ordered(ids, found)
+        raise Suspend(wait)
+
+    async def sleep_until(self, when: datetime) -> None:
+        """Return at ``when`` (an aware datetime): until then the run waits in ``waiting``,
+        holding no worker, and the executor runs again from the start at ``when``."""
+        if when.tzinfo is None:
+            raise ValueError("sleep_until needs an aware datetime")
+        if self.runkit.clock.now() >= when:
+            return
+        raise Suspend(Wait(until=when))
+
+    async def sleep(self, seconds: float) -> None:
+        """A durable ``sleep``: the wake-up time is fixed by the first execution that reaches
+        this call (the n-th ``sleep`` of an execution is the same sleep in every execution)."""
+        self._sleeps += 1
+        key = f"sleep:{self._sleeps}"
+        when = self._memo.get(key)
+        if not isinstance(when, str):
+            when = (self.runkit.clock.now() + timedelta(seconds=seconds)).isoformat()
+            await self._remember({key: when})
+        await self.sleep_until(datetime.fromisoformat(when))
+
+    async def step(self, name: str, fn: Callable[[], Any]) -> Any:
+        """``fn()``'s value, computed once for this run: its first successful call is stored
+        in the run's checkpoint (it must be JSON) and later executions get it back without
+        calling ``fn``. If ``fn`` waits (:meth:`wait_for`), nothing is stored yet."""
+        key = f"step:{name}"
+        if key in self._memo:
+            return self._memo[key]
+        value = fn()
+        if inspect.isawaitable(value):
+            value = await value
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"step {name!r} returned a value that is not JSON: {exc}") from None
+        await self._remember({key: value})
+        return value
+
+    async def cancel_child(self, run_id: UUID | str) -> Run:
+        """Cancel a child of this run (and its own children)."""
+        child = await self.runkit.get(run_id)
+        if child.parent_action_run_id != self.run_id:
+            raise ValueError(f"run {child.id} is not a child of run {self.run_id}")
+        return await self.runkit.cancel(child.id, principal=SYSTEM, reason="cancelled by parent")
+
+    async def get_run(self, run_id: UUID | str) -> Run:
+        """Read a run (RunNotFound if there is none)."""
+        return await self.runkit.get(run_id)
+
+    async def resolve_automation(self, automation_id: str) -> list[dict[str, Any]] | None:
+        """The steps the host's ``runkit_resolve_automation`` hook gives ``automation_id``."""
+        steps = self.runkit.plugins.hook.runkit_resolve_automation(automation_id=automation_id)
+        return None if steps is None else [dict(s) for s in steps]
+
+    # ---------------------------------------------------------------- memo ----------------
+    async def _remember(self, values: Mapping[str, Any]) -> None:
+        """Store ``values`` in the run's memo (kept in its checkpoint, beside the kind's own
+        state), now: it must survive a crash right after."""
+        self._memo.update(values)
+        await self.flush()
+        await self.runkit.ops.set_progress(self.lease, self._progress, checkpoint=self._state())
+
+    async def _generation(self) -> str:
+        """A value fixed for this run until a manual retry clears its checkpoint: child
+        idempotency keys carry it, so a retried run makes new children."""
+        nonce = self._memo.get("generation")
+        if not isinstance(nonce, str):
+            nonce = uuid.uuid4().hex[:12]
+            await self._remember({"generation": nonce})
+        return nonce
+
+    def _state(self) -> dict[str, Any]:
+        state = dict(self.saved_checkpoint or {})
+        if self._memo:
+            state[MEMO] = dict(self._memo)
+        return state
 
     # ---------------------------------------------------------------- sync executors ------
     @property

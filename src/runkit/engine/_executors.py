@@ -17,19 +17,22 @@ import anyio.to_thread
 import attrs
 
 from ..domain.kind import Kind, RetryPolicy
-from ..domain.signals import Fatal, ParkForApproval, Retryable
+from ..domain.signals import Fatal, ParkForApproval, Retryable, Suspend
+from ..domain.waits import Wait
 from ._context import AttemptContext
 
 
 @attrs.frozen
 class Outcome:
     """What one attempt came to. ``kind`` is one of: ``result``, ``error``, ``timeout``,
-    ``park``, ``stopped`` (cancelled by the worker: cancel, pause, lost lease, shutdown)."""
+    ``park``, ``wait`` (a durable wait), ``stopped`` (cancelled by the worker: cancel,
+    pause, lost lease, shutdown)."""
 
     kind: str
     result: Mapping[str, Any] | None = None
     error: BaseException | None = None
     park_timeout: timedelta | None = None
+    wait: Wait | None = None
 
 
 async def call_executor(executor: Callable[..., Any], ctx: AttemptContext) -> Any:
@@ -52,10 +55,22 @@ async def run_attempt(kind: Kind, ctx: AttemptContext, scope: anyio.CancelScope)
         with anyio.move_on_after(timeout if timeout is not None else float("inf")) as limit:
             try:
                 value = await call_executor(kind.executor, ctx)
+            except Suspend as suspend:
+                return Outcome("wait", wait=suspend.wait)
             except ParkForApproval as park:
                 return Outcome("park", park_timeout=park.timeout)
             except Exception as exc:
                 return Outcome("error", error=exc)
+            except BaseExceptionGroup as group:
+                # A wait raised inside the executor's own task group arrives wrapped.
+                match, rest = group.split(Suspend)
+                if match is None or rest is not None:
+                    raise
+                first = match.exceptions[0]
+                while isinstance(first, BaseExceptionGroup):
+                    first = first.exceptions[0]
+                assert isinstance(first, Suspend)
+                return Outcome("wait", wait=first.wait)
             if value is not None and not isinstance(value, Mapping):
                 return Outcome(
                     "error",

@@ -315,6 +315,10 @@ class Worker:
             return
         if outcome.kind == "result":
             await self._submit(held, rk.ops.completion(lease, outcome.result, logs=logs, known=run))
+        elif outcome.kind == "wait":
+            assert outcome.wait is not None
+            wait = outcome.wait
+            await self._report(held, lambda: rk.ops.suspend(lease, wait, logs=logs))
         elif outcome.kind == "park":
             if logs:
                 await self._report(held, lambda: rk.ops.append_logs(lease, logs))

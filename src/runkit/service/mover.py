@@ -17,9 +17,10 @@ from ..domain.errors import IllegalTransition, RunNotFound
 from ..domain.kind import KindRegistry
 from ..domain.models import Expect, Lease, NewLogEntry, Principal, Run
 from ..domain.settings import Settings
-from ..domain.states import LEASED, Action, Status, allowed_actions
+from ..domain.states import LEASED, TERMINAL, Action, Status, allowed_actions
 from ..engine._wakeups import Wakeups
 from ..storage.base import Store, Update
+from .waits import Waits
 
 #: How often a compare-and-set that lost a race is re-evaluated before giving up.
 CAS_ATTEMPTS = 20
@@ -41,6 +42,8 @@ class Mover:
         self.kinds = kinds
         self.settings = settings
         self.wakeups = wakeups
+        #: Wakes waiting parents when their children finish (:mod:`runkit.service.waits`).
+        self.waits = Waits(self)
 
     def plan(
         self,
@@ -81,8 +84,15 @@ class Mover:
     def moved(self, before: Run, to: Status | None) -> None:
         """Wake who may care that ``before`` moved to ``to``."""
         self.wakeups.logs_appended(before.id)
-        if before.status in LEASED and to not in LEASED:
-            self.wakeups.work_available()  # a concurrency slot was freed
+        if (before.status in LEASED and to not in LEASED) or to is Status.QUEUED:
+            self.wakeups.work_available()  # a concurrency slot was freed, or a run queued
+
+    async def settled(self, moved: Sequence[Run]) -> None:
+        """After moves committed: the children among ``moved`` that finished may end their
+        parents' waits (:meth:`Waits.children_settled`)."""
+        done = [r for r in moved if r.parent_action_run_id is not None and r.status in TERMINAL]
+        if done:
+            await self.waits.children_settled(done)
 
     async def move(
         self,
@@ -110,6 +120,7 @@ class Mover:
         new = await self.store.update(update.run_id, update.expect, update.changes, update.entries)
         if new is not None:
             self.moved(run, to)
+            await self.settled([new])
         return new
 
     async def require(self, run_id: UUID) -> Run:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import pluggy
 
 from .. import hookspecs as _hookspecs
-from ..domain.errors import ConfigurationError
+from ..domain.errors import ConfigurationError, ValidationError
 from ..domain.kind import Kind, KindRegistry
 
 ENTRY_POINT_GROUP = "runkit"
@@ -94,3 +94,45 @@ def collect_storage(pm: pluggy.PluginManager) -> dict[str, Callable[[str], Any]]
 
     pm.hook.runkit_register_storage(register=register)
     return factories
+
+
+class HostChecks:
+    """The :class:`~runkit.domain.kind.KindChecks` of one Runkit: its kinds and its hooks."""
+
+    #: How deep kinds may nest kinds that start runs, checked at create (a cycle of
+    #: automations naming each other would otherwise recurse forever).
+    MAX_DEPTH = 16
+
+    def __init__(self, kinds: KindRegistry, pm: pluggy.PluginManager) -> None:
+        self.kinds = kinds
+        self.pm = pm
+        self._depth = 0
+
+    def validate(self, kind: Any, definition: Any, loc: Sequence[str | int]) -> Any:
+        spec = self.kinds.require(kind, (*loc, "kind"))
+        where = (*loc, "definition")
+        config = spec.validate(definition, where)
+        if spec.check is not None:
+            if self._depth >= self.MAX_DEPTH:
+                raise ValidationError.at(
+                    where, f"runs nested more than {self.MAX_DEPTH} deep", "too_deep"
+                )
+            self._depth += 1
+            try:
+                spec.check(config, self)
+            finally:
+                self._depth -= 1
+        return config
+
+    def automation(self, automation_id: str, loc: Sequence[str | int]) -> list[Mapping[str, Any]]:
+        steps = self.pm.hook.runkit_resolve_automation(automation_id=automation_id)
+        if steps is None:
+            raise ValidationError.at(
+                loc, f"unknown automation {automation_id!r}: no host hook resolves it", "not_found"
+            )
+        if not isinstance(steps, Sequence) or not all(isinstance(s, Mapping) for s in steps):
+            raise ConfigurationError(
+                f"runkit_resolve_automation({automation_id!r}) returned {type(steps).__name__},"
+                " not a list of step objects"
+            )
+        return [dict(s) for s in steps]

@@ -50,6 +50,7 @@ from ..storage.protocols import NotificationListener, Notifier, TransactionalIns
 from ..storage.urls import open_store
 from .mover import CAS_ATTEMPTS, Mover, iso
 from .plugins import (
+    HostChecks,
     collect_kinds,
     collect_search_providers,
     collect_storage,
@@ -97,6 +98,7 @@ class Runkit:
         self.mover = Mover(self.store, self.clock, self.kinds, self.settings, self.wakeups)
         #: The worker side: claims, leases, reports, the registry (:class:`WorkerOps`).
         self.ops = WorkerOps(self.mover)
+        self.checks = HostChecks(self.kinds, self.plugins)
         self._services: TaskGroup | None = None
 
     async def __aenter__(self) -> Self:
@@ -145,6 +147,8 @@ class Runkit:
         limit: int = 100,
         offset: int = 0,
     ) -> RunPage:
+        """Runs matching every filter given, newest first; a parent's children (filter
+        ``parent_action_run_id``) in the order they were created."""
         query = RunQuery(
             action_id=_inputs.optional_str(action_id, ("action_id",)),
             kind=_inputs.optional_str(kind, ("kind",)),
@@ -154,6 +158,7 @@ class Runkit:
             ),
             limit=_inputs.bounded_int(limit, ("limit",), 1, 100),
             offset=_inputs.bounded_int(offset, ("offset",), 0),
+            oldest_first=parent_action_run_id is not None,
         )
         runs, total = await self.store.list(query)
         users = await self.resolve_users(runs)
@@ -246,6 +251,7 @@ class Runkit:
         run: Run,
         occupancy: Mapping[str, int] | None,
         served: Collection[str] | None = None,
+        awaited: Mapping[UUID, Run] | None = None,
     ) -> str:
         kind = self.kinds.get(run.kind)
         policy = self.kinds.approval_policy(run) if run.status is Status.AWAITING_APPROVAL else None
@@ -256,18 +262,21 @@ class Runkit:
             kind=kind,
             required_approvals=policy.required if policy else None,
             served=served,
+            awaited=awaited,
         )
 
     async def display_statuses(self, runs: Sequence[Run]) -> builtins.list[str]:
         """Display statuses for a page of runs: at most one occupancy query for all keys and
-        one read of the worker registry, and only when a run is queued."""
+        one read of the worker registry, and only when a run is queued; a waiting run's
+        children are read to say how many are done."""
         queued = [r for r in runs if r.status is Status.QUEUED]
         keys = {r.concurrency_key for r in queued if r.concurrency_key}
         occupancy = await self.store.occupancy(keys) if keys else {}
         served: set[str] | None = None
         if queued:
             served = {kind for w in await self.workers() for kind in w.kinds}
-        return [self.display_status_with(r, occupancy, served) for r in runs]
+        awaited = await self.mover.waits.progress(runs)
+        return [self.display_status_with(r, occupancy, served, awaited.get(r.id)) for r in runs]
 
     # ---------------------------------------------------------------- creating ------------
     async def create(
@@ -352,6 +361,7 @@ class Runkit:
             now=self.clock.now(),
             idempotency=self.idempotency,
             limits=self.settings.concurrency_limits,
+            checks=self.checks,
             **options,
         )
 
@@ -417,6 +427,8 @@ class Runkit:
             if await self.store.delete(rid, {run.status}):
                 self.wakeups.logs_appended(rid)
                 self.wakeups.forget_logs(rid)
+                if run.parent_action_run_id is not None:  # a parent may wait for it
+                    await self.mover.waits.children_settled([run])
                 return
         raise IllegalTransition(rid, run.status, Action.DELETE, allowed_actions(run.status))
 

@@ -12,12 +12,13 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from ..domain import moves
+from ..domain import moves, waits
 from ..domain.errors import IllegalTransition, LeaseLost
 from ..domain.models import SYSTEM, Expect, Lease, LogEntry, NewLogEntry, Run, WorkerInfo
 from ..domain.moves import Report
 from ..domain.redact import clean_all, redact_value
 from ..domain.states import LEASED, Action, Status
+from ..domain.waits import Wait
 from ..storage.base import Update, fence_expect
 from .mover import CAS_ATTEMPTS, Mover, iso
 
@@ -132,6 +133,7 @@ class WorkerOps:
                 if new is not None:
                     self.mover.moved(known, target)
                     results[i] = new
+            await self.mover.settled([r for r in results if isinstance(r, Run)])
         for i, r in enumerate(reports):
             if results[i] is not None:
                 continue
@@ -224,6 +226,24 @@ class WorkerOps:
         deadline = self.clock.now() + timeout if timeout is not None else None
         return await self._report(lease, Action.PARK, reason="awaiting approval", deadline=deadline)
 
+    async def suspend(self, lease: Lease, wait: Wait, *, logs: Sequence[NewLogEntry] = ()) -> Run:
+        """End the attempt of an executor that waits (``ctx.wait_for``, ``ctx.sleep``): the
+        run moves to ``waiting`` with ``wait`` stored on it, holding no worker and no slot,
+        until its children's moves or the rescuer wake it (:mod:`runkit.service.waits`)."""
+        now = self.clock.now()
+        new = await self._report(
+            lease,
+            Action.WAIT,
+            reason="waiting",
+            extra={"wait": wait.to_json()},
+            notes=clean_all(logs),
+            deadline=waits.deadline(wait, now, self.settings.wait_recheck),
+        )
+        # A child that finished after the executor looked, but before this move committed,
+        # saw its parent still running and woke nobody: look once more, now.
+        woken = await self.mover.waits.check(new) if new.status is Status.WAITING else None
+        return woken or new
+
     async def stopped(self, lease: Lease, *, logs: Sequence[NewLogEntry] = ()) -> Run:
         """The executor stopped after a cancel or pause request."""
         return await self._report(lease, Action.STOPPED, reason="stopped", notes=clean_all(logs))
@@ -275,6 +295,8 @@ class WorkerOps:
                 return moved
 
     async def _rescue_one(self, run: Run) -> bool:
+        if run.status is Status.WAITING:
+            return await self.mover.waits.recheck(run)
         policy = self.kinds.approval_policy(run)
         plan = moves.rescue(run, interrupt_budget=self.settings.interrupt_budget, policy=policy)
         if plan is None:
