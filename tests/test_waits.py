@@ -65,6 +65,16 @@ async def unnamed(ctx: RunContext) -> dict[str, Any]:
     return {"ids": [str(d.id) for d in done]}
 
 
+def threaded(ctx: RunContext) -> dict[str, Any]:
+    """A plain-function executor: the same waits through ``ctx.sync``."""
+    EXECUTIONS[str(ctx.run_id)] += 1
+    token = ctx.sync.step("token", lambda: STEP_CALLS.update([str(ctx.run_id)]) or "t")
+    kids = [ctx.sync.start_child("noop", {}, step=str(i)) for i in range(2)]
+    done = ctx.sync.wait_for([k.id for k in kids])
+    ctx.sync.sleep(0.2)
+    return {"token": token, "statuses": [d.status.value for d in done]}
+
+
 async def napper(ctx: RunContext) -> dict[str, Any]:
     EXECUTIONS[str(ctx.run_id)] += 1
     await ctx.sleep(ctx.definition["seconds"])
@@ -84,6 +94,7 @@ KINDS = [
     Kind("fan", fan),
     Kind("unnamed", unnamed),
     Kind("napper", napper),
+    Kind("threaded", threaded),
     Kind("stranger", stranger),
     Kind("noop", noop),
 ]
@@ -250,6 +261,16 @@ async def test_durable_sleep_holds_no_worker(rk: Runkit) -> None:
         assert (await rk.display_status(waiting)).startswith("Waiting · until ")
         done = await rk.wait(run.id, timeout=20)
     assert done.status is Status.SUCCEEDED and done.result == {"executions": 2}
+
+
+async def test_a_thread_executor_waits_through_ctx_sync(rk: Runkit) -> None:
+    async with embedded_workers(rk, concurrency=1, **FAST):
+        run = (await rk.create("threaded", {}, execute=True)).run
+        done = await rk.wait(run.id, timeout=30)
+    assert done.status is Status.SUCCEEDED, done.error
+    assert done.result == {"token": "t", "statuses": ["succeeded", "succeeded"]}
+    assert STEP_CALLS[str(run.id)] == 1 and EXECUTIONS[str(run.id)] == 3  # start, kids, sleep
+    assert len(await children_of(rk, run.id)) == 2
 
 
 async def test_waiting_for_a_run_that_is_no_child_fails_the_run(rk: Runkit) -> None:

@@ -362,6 +362,20 @@ async def test_get_and_list_with_filters(host: FrameworkClient) -> None:
     assert [r["id"] for r in by_action.json()["runs"]] == [a["id"]]
 
 
+async def test_a_parents_children_list_in_creation_order(host: FrameworkClient) -> None:
+    parent = await create(host, {"kind": "t_noop"})
+    kids = [
+        await create(host, {"kind": "t_noop", "parentActionRunId": parent["id"]}) for _ in range(3)
+    ]
+    await create(host, {"kind": "t_noop"})
+    params = {"parent_action_run_id": parent["id"]}
+    page = (await host.http.get(host.api(), params=params, headers=AUTH)).json()
+    assert [r["id"] for r in page["runs"]] == [k["id"] for k in kids]
+    assert all(r["parentActionRunId"] == parent["id"] for r in page["runs"])
+    everything = (await host.http.get(host.api(), headers=AUTH)).json()
+    assert everything["runs"][0]["id"] != kids[0]["id"]  # other lists: newest first
+
+
 async def test_execute_pause_resume_cancel_retry(host: FrameworkClient) -> None:
     run_id = (await create(host, {"kind": "t_noop"}))["id"]
     for action, status in [

@@ -37,6 +37,21 @@ class SyncRunContext(Protocol):
 
     def check_cancelled(self) -> None: ...
 
+    def start_child(
+        self,
+        kind: str,
+        definition: Mapping[str, Any] | None = None,
+        *,
+        step: str | None = None,
+        **kwargs: Any,
+    ) -> Run: ...
+
+    def wait_for(self, run_ids: Iterable[UUID | str], *, fail_fast: bool = False) -> list[Run]: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+    def step(self, name: str, fn: Callable[[], Any]) -> Any: ...
+
 
 class RunContext(Protocol):
     """Handed to ``executor(ctx)``, one per attempt."""

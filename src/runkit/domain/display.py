@@ -78,8 +78,13 @@ def display_status(
             return f"Awaiting approval · {approved} of {required_approvals}"
         return "Awaiting approval"
     if s is Status.WAITING:
+        # The kind knows best what its wait means (an automation in sequence waits for one
+        # step at a time, but "2 of 5 steps done" is what people want to read).
+        detail = kind.describe_progress(run.progress) if kind and kind.describe_progress else None
         wait = waits.of(run)
-        return f"Waiting · {waits.describe(wait, awaited)}" if wait else "Waiting"
+        if detail is None and wait is not None:
+            detail = waits.describe(wait, awaited)
+        return f"Waiting · {detail}" if detail else "Waiting"
     if s is Status.SUCCEEDED:
         return "Succeeded"
     if s is Status.FAILED:

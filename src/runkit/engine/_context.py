@@ -328,6 +328,40 @@ class SyncAttemptContext:
     def check_cancelled(self) -> None:
         anyio.from_thread.check_cancelled()
 
+    # Durable waits from a thread: a wait that must suspend raises out of the thread, and
+    # the worker ends the attempt exactly as for an async executor.
+    def start_child(
+        self,
+        kind: str,
+        definition: Mapping[str, Any] | None = None,
+        *,
+        step: str | None = None,
+        **kwargs: Any,
+    ) -> Run:
+        anyio.from_thread.check_cancelled()
+        return anyio.from_thread.run(
+            lambda: self._ctx.start_child(kind, definition, step=step, **kwargs)
+        )
+
+    def wait_for(self, run_ids: Iterable[UUID | str], *, fail_fast: bool = False) -> list[Run]:
+        anyio.from_thread.check_cancelled()
+        ids = list(run_ids)
+        return anyio.from_thread.run(lambda: self._ctx.wait_for(ids, fail_fast=fail_fast))
+
+    def sleep(self, seconds: float) -> None:
+        anyio.from_thread.check_cancelled()
+        anyio.from_thread.run(self._ctx.sleep, seconds)
+
+    def step(self, name: str, fn: Callable[[], Any]) -> Any:
+        """``fn`` runs here, in the executor's thread, once per run."""
+        anyio.from_thread.check_cancelled()
+        key = f"step:{name}"
+        if key in self._ctx._memo:
+            return self._ctx._memo[key]
+        value = fn()
+        anyio.from_thread.run(lambda: self._ctx.step(name, lambda: value))
+        return value
+
 
 def as_run_context(ctx: AttemptContext) -> RunContext:
     """The engine's context is what kind authors program against (mypy checks it here)."""
