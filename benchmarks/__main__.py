@@ -32,6 +32,7 @@ FAMILIES = (
     ("peers", "issue #3: pgqueuer, procrastinate, DBOS in the same run"),
     ("http", "issue #4: HTTP API (S9, S10, S11) under wrk"),
     ("sse", "issue #4: SSE append -> client latency (S8)"),
+    ("automations", "call_automation: steps/s beside flat runs, parent wake-up latency"),
 )
 #: A smoke ratio may fall to this fraction of the stored one before the run fails.
 REGRESSION_FACTOR = 0.5

@@ -13,11 +13,19 @@ from schemathesis import GenerationMode
 from runkit import Lease, Principal, Runkit
 
 _CURSOR = re.compile(r"[0-9a-f]{8}-[0-9]{1,18}")
-#: Valid definitions of the web kinds (created, never executed: no worker runs here).
+#: Valid definitions of the kinds whose rules a schema cannot state (created, never
+#: executed: no worker runs here): the web kinds, and the composing kinds (child kinds that
+#: exist, expressions that compile).
 WEB_DEFINITIONS: dict[str, dict[str, Any]] = {
     "http_request": {"url": "https://api.example.com/v1/items"},
     "fetch_page": {"url": "https://example.com/"},
     "web_search": {"query": "runkit"},
+    "conditional_branch": {
+        "condition": "inputs.ok",
+        "inputs": {"ok": True},
+        "then": {"kind": "approval_gate", "definition": {"title": {"$expr": "'Go?'"}}},
+    },
+    "call_automation": {"steps": [{"name": "gate", "kind": "approval_gate", "definition": {}}]},
 }
 
 
@@ -61,7 +69,8 @@ def honour_cross_field_rules(case: schemathesis.Case, parent: str, finished: str
         positive = case.meta is not None and case.meta.generation.mode is GenerationMode.POSITIVE
         if web is not None and positive:
             # The web kinds' rules (the outbound policy, header syntax, a configured search
-            # provider) are beyond a schema: a valid case gets a valid definition. No worker
+            # provider) and the composing kinds' (child kinds, expressions) are beyond a
+            # schema: a valid case gets a valid definition. No worker
             # runs here, so nothing is ever sent to these addresses.
             body["definition"] = dict(web)
         if _is_uuid(body.get("parentActionRunId")):

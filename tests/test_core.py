@@ -165,8 +165,8 @@ async def test_bad_input_is_a_typed_error_and_writes_nothing(
 async def test_unknown_kind_lists_known_kinds(rk: Runkit) -> None:
     with pytest.raises(
         ValidationError,
-        match="known kinds: approval_gate, fetch_page, http_request, t_gate, t_noop, t_sleep, "
-        "web_search",
+        match="known kinds: approval_gate, call_automation, conditional_branch, fetch_page, "
+        "http_request, t_gate, t_noop, t_sleep, web_search",
     ):
         await rk.create("dlt_extract")
 
@@ -531,6 +531,7 @@ PUBLIC_API = [
     "IdempotencyPolicy",
     "IllegalTransition",
     "Kind",
+    "KindChecks",
     "KindRegistry",
     "Lease",
     "LeaseLost",

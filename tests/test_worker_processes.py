@@ -304,7 +304,7 @@ async def test_workers_with_disjoint_kinds_each_run_only_their_own(
         assert run.kind in workers[claimer].kinds
     assert {w.kinds for w in workers.values()} == {
         ("record",),
-        tuple(sorted(set(rk.kinds.names()) - {"record", "crash"})),
+        tuple(sorted(set(rk.kinds.names()) - {"record", "crash", "fanout"})),
     }
 
 

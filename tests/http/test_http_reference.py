@@ -28,6 +28,8 @@ def test_reference_ignores_the_environment(
     kinds = [n for n in baseline["components"]["schemas"] if n.startswith("CreateRun.")]
     assert kinds == [
         "CreateRun.approval_gate",
+        "CreateRun.call_automation",
+        "CreateRun.conditional_branch",
         "CreateRun.fetch_page",
         "CreateRun.http_request",
         "CreateRun.web_search",

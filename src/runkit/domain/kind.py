@@ -24,7 +24,9 @@ _CAMEL = re.compile(r"_([a-z0-9])")
 
 
 def camel(name: str) -> str:
-    return _CAMEL.sub(lambda m: m.group(1).upper(), name)
+    """``interval_seconds`` -> ``intervalSeconds``; a trailing underscore, which only keeps
+    a field named like a Python keyword legal (``else_``), is dropped: ``else``."""
+    return _CAMEL.sub(lambda m: m.group(1).upper(), name.rstrip("_"))
 
 
 def _make_config_converter() -> cattrs.Converter:

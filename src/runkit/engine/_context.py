@@ -24,7 +24,7 @@ import anyio.lowlevel
 from ..domain import waits
 from ..domain.context import RunContext
 from ..domain.errors import RunNotFound
-from ..domain.models import SYSTEM, Lease, NewLogEntry, Run
+from ..domain.models import SYSTEM, Lease, NewLogEntry, Principal, Run
 from ..domain.signals import Suspend
 from ..domain.waits import Wait
 
@@ -163,10 +163,17 @@ class AttemptContext:
         crash or an automatic retry) gets the same child back, so an executor that waits for
         its children can run again from the start. ``step`` names the child; without it, the
         n-th ``start_child`` of an execution is the same child in every execution (so keep
-        their order fixed). A manual retry of the run starts afresh, with new children."""
+        their order fixed). A manual retry of the run starts afresh, with new children.
+        The child's trigger (``principal``) is its parent's unless given."""
         if step is None:
             self._children += 1
             step = f"#{self._children}"
+        if "principal" not in kwargs and self.run.trigger_source_id is not None:
+            # A child is started on behalf of whoever started its parent: the same trigger,
+            # so an approval gate's four-eyes rule still knows who asked.
+            kwargs["principal"] = Principal(
+                self.run.trigger_source_id, kind=self.run.trigger_source_type or "user"
+            )
         if "idempotency_key" in kwargs:
             raise TypeError("start_child: pass step= or idempotency_key=, not both")
         known = self._memo.get(f"child:{step}")

@@ -1,8 +1,9 @@
 """Built-in kinds. They register through the same ``runkit_register_kinds`` hook as
-third-party plugins: ``approval_gate`` and the web kinds (``http_request``, ``fetch_page``,
-``web_search``: :mod:`runkit.kinds.web`) always; the test kinds (``noop``, ``sleep``,
-``fail_n_times``, ``emit_logs``) only when ``RUNKIT_ENABLE_TEST_KINDS=1`` is set when a
-Runkit's plugin manager is built."""
+third-party plugins: ``approval_gate``, the web kinds (``http_request``, ``fetch_page``,
+``web_search``: :mod:`runkit.kinds.web`) and the kinds that compose runs
+(``conditional_branch``, ``call_automation``: :mod:`runkit.kinds.compose`) always; the
+test kinds (``noop``, ``sleep``, ``fail_n_times``, ``emit_logs``) only when
+``RUNKIT_ENABLE_TEST_KINDS=1`` is set when a Runkit's plugin manager is built."""
 
 from __future__ import annotations
 
@@ -18,9 +19,9 @@ def test_kinds_enabled() -> bool:
 def builtin_plugins() -> list[object]:
     """The built-in plugins (modules with hook implementations), read from the environment
     now: each Runkit built later sees the setting of its own construction."""
-    from . import approval_gate, web
+    from . import approval_gate, compose, web
 
-    plugins: list[object] = [approval_gate, web]
+    plugins: list[object] = [approval_gate, web, compose]
     if test_kinds_enabled():
         from . import testing
 
