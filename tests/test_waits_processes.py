@@ -7,12 +7,12 @@ from __future__ import annotations
 import os
 import signal
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 
+import test_worker_processes as procs
 from run_support import wait_status
 from runkit import Runkit, Status
 from test_worker_processes import TERMINAL, Fleet
@@ -20,20 +20,9 @@ from worker_proc import make_runkit
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest) -> str:
-    value: str = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
-    return value
-
-
-@pytest.fixture
-def fleet(url: str, tmp_path: Path) -> Any:
-    f = Fleet(url, tmp_path / "ledger.txt")
-    try:
-        yield f
-    finally:
-        f.close()
+# The backends and the fleet of worker processes are test_worker_processes's fixtures.
+url = procs.url
+fleet = procs.fleet
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from typing import Any
 import anyio.to_thread
 import attrs
 
-from ...authoring import Fatal, Kind, KindChecks, Run, RunContext, hookimpl
+from ...authoring import Fatal, Kind, KindChecks, RetryPolicy, Run, RunContext, hookimpl
 from ...domain.errors import (
     ErrorDetail,
     IdempotencyConflict,
@@ -52,6 +52,9 @@ class ChildSpec:
 
 
 MAX_STEPS = 100
+#: Both kinds retry only what is not the definition's fault (the database, a lost worker): a
+#: failed child or step, or a bad definition, fails at once (Fatal).
+RETRY = RetryPolicy(max_attempts=3, backoff_base=1.0, backoff_max=30.0)
 MAX_NAME_CHARS = 100
 
 

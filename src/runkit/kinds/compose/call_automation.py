@@ -17,12 +17,13 @@ from typing import Any, Literal
 import attrs
 from attrs.validators import max_len, min_len, optional
 
-from ...authoring import Kind, KindChecks, RetryPolicy, Run, RunContext
+from ...authoring import Kind, KindChecks, Run, RunContext
 from ...domain.errors import ErrorDetail, ValidationError
 from ...domain.states import Status
 from . import (
     MAX_NAME_CHARS,
     MAX_STEPS,
+    RETRY,
     AutomationNotFound,
     CompositionFailed,
     InvalidAutomation,
@@ -263,9 +264,7 @@ KIND = Kind(
     # run continues with the step it was at.
     pausable=True,
     cancellable=True,
-    # Only for what is not the definition's fault (the database, a lost worker): a failed
-    # step or a bad definition fails at once (Fatal).
-    retry=RetryPolicy(max_attempts=3, backoff_base=1.0, backoff_max=30.0),
+    retry=RETRY,
     describe_progress=describe_progress,
     check=check,
     example={

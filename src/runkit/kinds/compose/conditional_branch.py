@@ -15,10 +15,11 @@ from typing import Any
 
 import attrs
 
-from ...authoring import Kind, KindChecks, RetryPolicy, RunContext
+from ...authoring import Kind, KindChecks, RunContext
 from ...domain.errors import ErrorDetail, ValidationError
 from ...domain.states import Status
 from . import (
+    RETRY,
     ChildFailed,
     ChildSpec,
     check_child,
@@ -140,9 +141,7 @@ KIND = Kind(
     # run continues where it was when it runs again.
     pausable=True,
     cancellable=True,
-    # Only for what is not the definition's fault (the database, a lost worker): a failed
-    # child or a bad definition fails at once (Fatal).
-    retry=RetryPolicy(max_attempts=3, backoff_base=1.0, backoff_max=30.0),
+    retry=RETRY,
     describe_progress=describe_progress,
     check=check,
     example={
