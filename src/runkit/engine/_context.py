@@ -116,6 +116,20 @@ class AttemptContext:
             with anyio.CancelScope(shield=True):
                 await self.runkit.ops.append_logs(self.lease, batch)
 
+    async def _save(self, *, checkpoint: bool = False) -> None:
+        """Write progress (and the checkpoint) with the buffered log entries, in one
+        transaction, after any flush under way (entries stay in order)."""
+        async with self._lock:
+            batch, self._buffer = self._buffer, []
+            self._pending = anyio.Event()
+            with anyio.CancelScope(shield=True):  # taken entries must not be dropped
+                await self.runkit.ops.set_progress(
+                    self.lease,
+                    self._progress,
+                    checkpoint=self._state() if checkpoint else None,
+                    logs=batch,
+                )
+
     def take_logs(self) -> list[NewLogEntry]:
         """Hand over the unwritten entries (the worker writes them with the attempt's
         outcome, in one transaction). Only once the attempt's flusher has stopped."""
@@ -129,8 +143,7 @@ class AttemptContext:
     async def progress(self, progress: Mapping[str, Any]) -> None:
         """Replace the run's ``progress`` object (written at once, after buffered logs)."""
         self._progress = dict(progress)
-        await self.flush()
-        await self.runkit.ops.set_progress(self.lease, self._progress)
+        await self._save()
 
     async def checkpoint(
         self, state: Mapping[str, Any], *, progress: Mapping[str, Any] | None = None
@@ -141,8 +154,7 @@ class AttemptContext:
         if progress is not None:
             self._progress = dict(progress)
         self.saved_checkpoint = dict(state)
-        await self.flush()
-        await self.runkit.ops.set_progress(self.lease, self._progress, checkpoint=self._state())
+        await self._save(checkpoint=True)
         if self.pause_requested and self._scope is not None:
             self.stopped_at_checkpoint = True
             self._scope.cancel()
@@ -278,8 +290,7 @@ class AttemptContext:
         """Store ``values`` in the run's memo (kept in its checkpoint, beside the kind's own
         state), now: it must survive a crash right after."""
         self._memo.update(values)
-        await self.flush()
-        await self.runkit.ops.set_progress(self.lease, self._progress, checkpoint=self._state())
+        await self._save(checkpoint=True)
 
     async def _generation(self) -> str:
         """A value fixed for this run until a manual retry clears its checkpoint: child

@@ -269,13 +269,19 @@ class WorkerOps:
         progress: Mapping[str, Any],
         *,
         checkpoint: Mapping[str, Any] | None = None,
+        logs: Sequence[NewLogEntry] = (),
     ) -> Run:
+        """Replace the run's progress (and checkpoint), with ``logs`` appended in the same
+        transaction: one commit where a flush and an update would take two."""
         changes: dict[str, Any] = {"progress": dict(progress), "updated_at": self.clock.now()}
         if checkpoint is not None:
             changes["checkpoint"] = dict(checkpoint)
-        new = await self.store.update(lease.run_id, fence_expect(lease), changes)
+        entries = clean_all(logs)
+        new = await self.store.update(lease.run_id, fence_expect(lease), changes, entries)
         if new is None:
             raise LeaseLost(lease.run_id, lease.attempt)
+        if entries:
+            self.wakeups.logs_appended(lease.run_id)
         return new
 
     async def rescue(self, limit: int = 500) -> int:
