@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # framework tools; developing (test, lint, bench) needs EXTRAS, a superset, and a later
 # `make test` installs the rest. Serving PostgreSQL needs RUNTIME_EXTRAS=http,postgres.
 RUNTIME_EXTRAS ?= http
-EXTRAS ?= postgres,http,test,frameworks,web
+EXTRAS ?= postgres,http,test,frameworks,web,duckdb,files,dlt
 
 .PHONY: venv runtime demo serve worker test lint typecheck pytest bench bench-smoke clean
 
