@@ -33,6 +33,8 @@ FAMILIES = (
     ("http", "issue #4: HTTP API (S9, S10, S11) under wrk"),
     ("sse", "issue #4: SSE append -> client latency (S8)"),
     ("automations", "call_automation: steps/s beside flat runs, parent wake-up latency"),
+    ("file_sync", "issue #11: file_sync vs cp -r (2,000 small files, one 500 MB file)"),
+    ("duckdb_transform", "issue #11: duckdb_transform overhead per run vs DuckDB direct"),
 )
 #: A smoke ratio may fall to this fraction of the stored one before the run fails.
 REGRESSION_FACTOR = 0.5

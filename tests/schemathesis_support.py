@@ -26,6 +26,21 @@ WEB_DEFINITIONS: dict[str, dict[str, Any]] = {
         "then": {"kind": "approval_gate", "definition": {"title": {"$expr": "'Go?'"}}},
     },
     "call_automation": {"steps": [{"name": "gate", "kind": "approval_gate", "definition": {}}]},
+    # The schema cannot say which SQL parses or which paths overlap: fuzzed "valid" bodies
+    # of the data kinds may still be 422s; these are valid.
+    "duckdb_transform": {"sql": "SELECT 1"},
+    "file_sync": {"source": "exports", "destination": "archive"},
+    "dlt_extract": {
+        "source": {
+            "type": "rest_api",
+            "config": {
+                "client": {"base_url": "https://api.example.com/v1/"},
+                "resources": ["items"],
+            },
+        },
+        "pipelineName": "items",
+        "datasetName": "raw",
+    },
 }
 
 

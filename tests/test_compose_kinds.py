@@ -5,26 +5,19 @@ Embedded workers on memory, SQLite and PostgreSQL."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from datetime import timedelta
 from typing import Any
 
 import anyio
 import pytest
 
 import runkit
-from run_support import wait_status
-from runkit import Fatal, Kind, Run, Runkit, Settings, Status, ValidationError
+from run_support import FAST, SETTINGS, wait_status
+from runkit import Fatal, Kind, Run, Runkit, Status, ValidationError
 from runkit.engine import RunContext, embedded_workers
 from runkit.kinds import builtin_plugins
 
 pytestmark = pytest.mark.anyio
 
-SETTINGS = Settings(
-    lease=timedelta(seconds=2),
-    heartbeat=timedelta(seconds=0.3),
-    rescue_interval=timedelta(seconds=0.3),
-)
-FAST = {"poll_interval": 0.05, "control_interval": 0.1, "grace_period": 2.0}
 TERMINAL = {Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.REJECTED}
 
 

@@ -165,10 +165,11 @@ async def test_bad_input_is_a_typed_error_and_writes_nothing(
 async def test_unknown_kind_lists_known_kinds(rk: Runkit) -> None:
     with pytest.raises(
         ValidationError,
-        match="known kinds: approval_gate, call_automation, conditional_branch, fetch_page, "
-        "http_request, t_gate, t_noop, t_sleep, web_search",
+        match="known kinds: approval_gate, call_automation, conditional_branch, dlt_extract, "
+        "duckdb_transform, fetch_page, file_sync, http_request, t_gate, t_noop, t_sleep, "
+        "web_search",
     ):
-        await rk.create("dlt_extract")
+        await rk.create("no_such_kind")
 
 
 async def test_cursor_from_another_run_is_refused(rk: Runkit) -> None:

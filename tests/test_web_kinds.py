@@ -9,7 +9,6 @@ import re
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import timedelta
 from typing import Any
 
 import anyio
@@ -17,7 +16,8 @@ import httpx
 import pytest
 
 import runkit
-from runkit import Kind, Run, Runkit, Settings, Status, ValidationError
+from run_support import FAST, SETTINGS
+from runkit import Kind, Run, Runkit, Status, ValidationError
 from runkit.engine import embedded_workers
 from runkit.kinds import builtin_plugins
 from runkit.kinds.web import (
@@ -31,12 +31,6 @@ from web_support import LocalServer
 
 pytestmark = pytest.mark.anyio
 
-SETTINGS = Settings(
-    lease=timedelta(seconds=2),
-    heartbeat=timedelta(seconds=0.3),
-    rescue_interval=timedelta(seconds=0.3),
-)
-FAST = {"poll_interval": 0.05, "control_interval": 0.1, "grace_period": 2.0}
 TOKEN = "s3cr3t-t0ken-value-42"
 TERMINAL = {Status.SUCCEEDED, Status.FAILED, Status.CANCELLED}
 

@@ -30,7 +30,10 @@ def test_reference_ignores_the_environment(
         "CreateRun.approval_gate",
         "CreateRun.call_automation",
         "CreateRun.conditional_branch",
+        "CreateRun.dlt_extract",
+        "CreateRun.duckdb_transform",
         "CreateRun.fetch_page",
+        "CreateRun.file_sync",
         "CreateRun.http_request",
         "CreateRun.web_search",
     ]

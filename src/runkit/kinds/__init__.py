@@ -1,7 +1,8 @@
 """Built-in kinds. They register through the same ``runkit_register_kinds`` hook as
 third-party plugins: ``approval_gate``, the web kinds (``http_request``, ``fetch_page``,
 ``web_search``: :mod:`runkit.kinds.web`) and the kinds that compose runs
-(``conditional_branch``, ``call_automation``: :mod:`runkit.kinds.compose`) always; the
+(``conditional_branch``, ``call_automation``: :mod:`runkit.kinds.compose`) and the data
+kinds (``duckdb_transform``, ``file_sync``, ``dlt_extract``: :mod:`runkit.kinds.data`) always; the
 test kinds (``noop``, ``sleep``, ``fail_n_times``, ``emit_logs``) only when
 ``RUNKIT_ENABLE_TEST_KINDS=1`` is set when a Runkit's plugin manager is built."""
 
@@ -19,9 +20,9 @@ def test_kinds_enabled() -> bool:
 def builtin_plugins() -> list[object]:
     """The built-in plugins (modules with hook implementations), read from the environment
     now: each Runkit built later sees the setting of its own construction."""
-    from . import approval_gate, compose, web
+    from . import approval_gate, compose, data, web
 
-    plugins: list[object] = [approval_gate, web, compose]
+    plugins: list[object] = [approval_gate, web, compose, data]
     if test_kinds_enabled():
         from . import testing
 
