@@ -341,3 +341,44 @@ async def test_an_unserved_head_blocks_only_its_own_key(rk: Runkit, fleet: Fleet
     first = await wait_status(rk, head.id, TERMINAL, within=30)
     second = await wait_status(rk, behind.id, TERMINAL, within=30)
     assert first.status is second.status is Status.SUCCEEDED
+
+
+async def test_a_killed_workers_run_is_taken_over_within_the_default_lease(
+    rk: Runkit, url: str, tmp_path: Path
+) -> None:
+    """``runkit worker`` with its default timing (a 10 s lease renewed every 2 s): a run
+    held by a SIGKILLed worker is running again on another within lease + rescue interval
+    (about 12 s; it was 32 s with the 30 s lease)."""
+    env = {**os.environ, "RUNKIT_ENABLE_TEST_KINDS": "1"}
+    for name in ("RUNKIT_LEASE_SECONDS", "RUNKIT_HEARTBEAT_SECONDS"):
+        env.pop(name, None)
+
+    def spawn(n: int) -> subprocess.Popen[bytes]:
+        cmd = [sys.executable, "-m", "runkit", "worker", "--database", url, "--concurrency", "2"]
+        with open(tmp_path / f"cli-worker-{n}.log", "wb") as log:  # the child keeps its copy
+            return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    first = spawn(1)
+    second: subprocess.Popen[bytes] | None = None
+    try:
+        run = (await rk.create("sleep", {"seconds": 60}, execute=True)).run
+        await wait_status(rk, run.id, {Status.RUNNING}, within=30)
+        second = spawn(2)
+        with anyio.fail_after(30):
+            while len(await rk.workers()) < 2:  # noqa: ASYNC110
+                await anyio.sleep(0.1)
+        os.kill(first.pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        with anyio.fail_after(40):
+            while (await rk.get(run.id)).attempt < 2:  # noqa: ASYNC110
+                await anyio.sleep(0.1)
+        taken_over = time.monotonic() - killed_at
+        print(f"taken over {taken_over:.1f} s after SIGKILL")  # shown with -s
+        assert taken_over < 10 + 2 + 3, f"taken over after {taken_over:.1f} s"
+        again = await rk.get(run.id)
+        assert again.interrupt_count == 1 and again.status is Status.RUNNING
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait(10)

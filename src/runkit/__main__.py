@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument(
         "--grace-period", type=float, default=30.0, help="seconds running executors get"
     )
+    timing_options(worker)
     worker.set_defaults(handler=_worker)
 
     db = commands.add_parser("db", help="database schema")
@@ -59,8 +60,44 @@ def build_parser() -> argparse.ArgumentParser:
     except ImportError:
         contrib_cli = None
     if contrib_cli is not None and hasattr(contrib_cli, "add_serve_command"):
-        contrib_cli.add_serve_command(commands)
+        timing_options(contrib_cli.add_serve_command(commands))
     return parser
+
+
+def timing_options(parser: argparse.ArgumentParser) -> None:
+    """``--lease`` and ``--heartbeat`` (seconds), shared by ``worker`` and ``serve``."""
+    parser.add_argument(
+        "--lease",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="how long a run is held without a heartbeat before another worker takes it over "
+        "(default: $RUNKIT_LEASE_SECONDS, else 10)",
+    )
+    parser.add_argument(
+        "--heartbeat",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="how often leases are renewed (default: $RUNKIT_HEARTBEAT_SECONDS, else 2)",
+    )
+
+
+def settings_from(args: argparse.Namespace) -> Any:
+    """The engine Settings of a command: its flags, else the environment, else defaults."""
+    from datetime import timedelta
+
+    from .domain.settings import Settings
+
+    def seconds(value: float | None) -> timedelta | None:
+        return None if value is None else timedelta(seconds=value)
+
+    try:
+        return Settings.from_environ(
+            os.environ, lease=seconds(args.lease), heartbeat=seconds(args.heartbeat)
+        )
+    except ValueError as exc:
+        raise SystemExit(f"runkit: {exc}") from None
 
 
 def _database_option(parser: argparse.ArgumentParser) -> None:
@@ -98,17 +135,19 @@ def _worker(args: argparse.Namespace) -> int:
     from .service.runkit import Runkit
 
     url = args.database or default_database()
+    settings = settings_from(args)
 
     def announce(worker: Worker) -> None:
         print(
             f"runkit worker {worker.worker_id}: database {_shown(url)}, "
             f"kinds {', '.join(sorted(worker.kinds)) or '(none)'}, "
-            f"concurrency {worker.concurrency} (Ctrl-C stops it gracefully; -v logs each run)",
+            f"concurrency {worker.concurrency}, lease {settings.lease.total_seconds():g} s "
+            "(Ctrl-C stops it gracefully; -v logs each run)",
             flush=True,
         )
 
     async def serve() -> None:
-        async with Runkit(url) as rk:
+        async with Runkit(url, settings=settings) as rk:
             await run_workers(
                 rk, args.concurrency, grace_period=args.grace_period, on_start=announce
             )

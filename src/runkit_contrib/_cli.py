@@ -7,9 +7,10 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
-from runkit import ConfigurationError
+from runkit import ConfigurationError, Settings
 
 from ._serve import DEFAULT_DATABASE, KEY_FILE_ENV, KEYS_ENV
 
@@ -83,7 +84,27 @@ def run_serve(args: argparse.Namespace) -> int:
         raise SystemExit("runkit serve: --workers must be >= 0")
     from ._serve import serve
 
-    return serve(host=args.host, port=args.port, database=_database(args), workers=args.workers)
+    return serve(
+        host=args.host,
+        port=args.port,
+        database=_database(args),
+        workers=args.workers,
+        settings=_settings(args),
+    )
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    """Engine timing from ``--lease``/``--heartbeat`` (which ``runkit``'s own parser adds to
+    ``serve``), else ``RUNKIT_LEASE_SECONDS``/``RUNKIT_HEARTBEAT_SECONDS``, else defaults."""
+    overrides = {}
+    for name in ("lease", "heartbeat"):
+        value = getattr(args, name, None)
+        if value is not None:
+            overrides[name] = timedelta(seconds=value)
+    try:
+        return Settings.from_environ(os.environ, **overrides)
+    except ValueError as exc:
+        raise SystemExit(f"runkit serve: {exc}") from None
 
 
 def run_keys_create(args: argparse.Namespace) -> int:

@@ -31,7 +31,7 @@ import attrs
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from runkit import ConfigurationError, Runkit
+from runkit import ConfigurationError, Runkit, Settings
 
 from ._app import asgi_app
 from ._auth import ApiKeys, hash_key
@@ -229,11 +229,13 @@ def serve(
     database: str = DEFAULT_DATABASE,
     workers: int = 0,
     out: TextIO | None = None,
+    settings: Settings | None = None,
 ) -> int:
     import uvicorn
 
     url = database_url(database)
-    runkit = Runkit(url)  # first: a URL no backend takes fails before a key is made for it
+    # First: a URL no backend takes fails before a key is made for it.
+    runkit = Runkit(url, settings=settings)
     setup = load_api_keys(key_file_for(url), os.environ)
     print(
         banner(host=host, port=port, database=url, setup=setup),
