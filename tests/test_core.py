@@ -476,7 +476,7 @@ async def test_list_without_user_hook_has_empty_users(rk: Runkit) -> None:
 # ------------------------------------------------------------------ wire format -----------
 @given(runs())
 def test_wire_round_trip(run: runkit.Run) -> None:
-    wire = run_to_wire(run, "Pending")
+    wire = run_to_wire(run, "Pending", run.definition)
     assert run_from_wire(wire) == public_part(run)
     for key in ("createdAt", "updatedAt", "startedAt", "completedAt"):
         assert wire[key] is None or wire[key].endswith("Z")

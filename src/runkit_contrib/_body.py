@@ -32,6 +32,7 @@ M = TypeVar("M", bound=attrs.AttrsInstance)
 
 MAX_DEPTH = 64
 _INTEGER = re.compile(r"[+-]?[0-9]{1,18}")
+_DIGITS = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() also takes "²", which int() refuses
 #: The spellings a boolean query value may take: JSON's and the usual digits, nothing
 #: looser ("yes", "on", "True"), so a typo is refused instead of read as false.
 _BOOLEANS = {"true": True, "false": False, "1": True, "0": False}
@@ -39,7 +40,7 @@ _BOOLEANS = {"true": True, "false": False, "1": True, "0": False}
 
 async def read_body(request: Request, max_bytes: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+    if declared is not None and _DIGITS.fullmatch(declared) and int(declared) > max_bytes:
         raise HttpError(413, f"request body exceeds {max_bytes} bytes")
     chunks: list[bytes] = []
     size = 0

@@ -58,8 +58,17 @@ def problem(status: int, detail: str, headers: Mapping[str, str] | None = None) 
     return JSONResponse(to_json(Error(detail=detail)), status_code=status, headers=headers)
 
 
+#: The most problems a 422 lists; one more entry says how many were left out, so an input
+#: with thousands of faults answers a small body.
+MAX_DETAILS = 50
+
+
 def validation_problem(details: Sequence[ErrorDetail], source: str = "query") -> JSONResponse:
-    located = [locate(d, source) for d in details]
+    located = [locate(d, source) for d in details[:MAX_DETAILS]]
+    if len(details) > MAX_DETAILS:
+        rest = len(details) - MAX_DETAILS
+        where = located[0].loc[:1] if located[0].loc else ()
+        located.append(ErrorDetail(where, f"and {rest} more problems", "too_many_errors"))
     body = HTTPValidationError(
         detail=[ValidationDetail(loc=list(d.loc), msg=d.msg, type=d.type) for d in located]
     )

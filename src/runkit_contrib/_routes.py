@@ -139,7 +139,11 @@ class Api:
 
     async def _run_json(self, run: Run, status: int = 200, **kw: Any) -> JSONResponse:
         return JSONResponse(
-            run_to_wire(run, await self.rk.display_status(run)), status_code=status, **kw
+            run_to_wire(
+                run, await self.rk.display_status(run), self.rk.kinds.shown_definition(run)
+            ),
+            status_code=status,
+            **kw,
         )
 
     # ------------------------------------------------------------------ handlers ---------
@@ -161,13 +165,20 @@ class Api:
             shown = attrs.evolve(page, runs=runs, users=users)
         statuses = await self.rk.display_statuses(shown.runs)
         # Paging follows the unfiltered page (docs/http.md).
-        return JSONResponse(run_page_to_wire(shown, statuses, has_next=page.has_next))
+        definitions = [self.rk.kinds.shown_definition(r) for r in shown.runs]
+        return JSONResponse(run_page_to_wire(shown, statuses, definitions, has_next=page.has_next))
 
     async def create_run(self, request: Request, principal: Principal | None) -> Response:
         body = decode(
             await json_object(request, self.config.max_body_bytes, required=True), CreateRun
         )
         execute = query_bool(request, "execute", False)
+        if isinstance(body.kind, str) and len(body.kind) > _MAX_KEY:
+            # Registered kinds have short names: a longer one is refused before it is echoed.
+            raise invalid(
+                ("body", "kind"), f"must be at most {_MAX_KEY} characters", "string_too_long"
+            )
+        idempotency_key = _idempotency_key(request, body)
         await self._guard(principal, "create", None)
         if execute:
             # Queueing is its own permission: a caller allowed to create but not to execute
@@ -176,7 +187,7 @@ class Api:
         created = await self.rk.create(
             body.kind,
             body.definition,
-            idempotency_key=_idempotency_key(request, body),
+            idempotency_key=idempotency_key,
             concurrency_key=body.concurrency_key,
             parent_action_run_id=body.parent_action_run_id,
             action_id=body.action_id,
@@ -255,16 +266,32 @@ class Api:
         return JSONResponse(workers_to_wire(workers))
 
 
+_KEY_HEADER = ("header", "idempotency-key")
+#: The core's bound of keys and names (docs/http.md), checked here where the value is HTTP's.
+_MAX_KEY = 255
+
+
 def _run_id(request: Request) -> UUID:
     return path_uuid(request, "run_id")
 
 
 def _idempotency_key(request: Request, body: CreateRun) -> Any:
-    """The body's ``idempotencyKey``, or the IETF ``Idempotency-Key`` header; both must agree."""
+    """The body's ``idempotencyKey``, or the IETF ``Idempotency-Key`` header; both must agree.
+
+    The header must be printable ASCII: HTTP carries header bytes with no charset (servers
+    read them as Latin-1), so a UTF-8 key there would be stored as mojibake. A key with other
+    characters goes in the body, which is UTF-8 JSON."""
     header = request.headers.get("idempotency-key")
     value = body.idempotency_key
-    if header is not None and value is not None and header != value:
-        raise invalid(
-            ("header", "idempotency-key"), "differs from body idempotencyKey", "value_error"
-        )
+    if header is not None:
+        if not all(" " <= c <= "~" for c in header):
+            raise invalid(
+                _KEY_HEADER,
+                "must be printable ASCII; send other characters in the body's idempotencyKey",
+                "string_ascii",
+            )
+        if not 1 <= len(header) <= _MAX_KEY:
+            raise invalid(_KEY_HEADER, f"must be 1 to {_MAX_KEY} characters", "string_length")
+        if value is not None and header != value:
+            raise invalid(_KEY_HEADER, "differs from body idempotencyKey", "value_error")
     return value if value is not None else header

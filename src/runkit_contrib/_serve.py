@@ -24,7 +24,7 @@ import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 from urllib.parse import parse_qs, urlsplit
 
 import attrs
@@ -222,6 +222,40 @@ def build_server_app(runkit: Runkit, keys: ApiKeys, *, workers: int) -> Starlett
     return Starlette(routes=[Mount("", app=asgi_app(runkit, auth=keys))], lifespan=server_lifespan)
 
 
+def http_protocol() -> type[Any]:
+    """uvicorn's h11 protocol, refusing ambiguous message framing.
+
+    A request with both ``Content-Length`` and ``Transfer-Encoding`` (or ``Transfer-Encoding``
+    on HTTP/1.0) is how requests are smuggled past a proxy that frames them the other way.
+    RFC 9112 (6.1, 6.3) lets a server refuse it and requires it to close the connection;
+    h11 alone obeys ``Transfer-Encoding`` and keeps the connection open, and the app only
+    sees the request once it is framed. This answers uvicorn's own 400 and closes. The
+    choice is fixed (never ``httptools``, even when installed) so the check always runs."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class StrictConnection(h11.Connection):
+        def next_event(self) -> Any:
+            event = super().next_event()
+            if isinstance(event, h11.Request):
+                names = {name.lower() for name, _ in event.headers}
+                chunked = b"transfer-encoding" in names
+                if chunked and (b"content-length" in names or event.http_version == b"1.0"):
+                    raise h11.RemoteProtocolError("ambiguous message framing")
+            return event
+
+    class StrictH11Protocol(H11Protocol):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            size = self.config.h11_max_incomplete_event_size
+            conn = (
+                StrictConnection(h11.SERVER) if size is None else StrictConnection(h11.SERVER, size)
+            )
+            self.conn = conn
+
+    return StrictH11Protocol
+
+
 def serve(
     *,
     host: str = "127.0.0.1",
@@ -243,5 +277,5 @@ def serve(
         flush=True,
     )
     app = build_server_app(runkit, setup.keys, workers=workers)
-    uvicorn.run(app, host=host, port=port, log_level="info", ws="none")
+    uvicorn.run(app, host=host, port=port, log_level="info", ws="none", http=http_protocol())
     return 0

@@ -362,17 +362,22 @@ def approval(record: Mapping[str, Any]) -> Approval:
     return Approval(**{**values, "at": at})
 
 
-def wire_run(run: runkit.Run, display_status: str) -> Run:
+def wire_run(run: runkit.Run, display_status: str, definition: Mapping[str, Any]) -> Run:
+    """``run`` as clients see it, with ``definition`` as shown (its kind's secret fields
+    masked: ``KindRegistry.shown_definition``)."""
     return project(
         Run,
         run,
+        definition=dict(definition),
         approvals=[approval(a) for a in run.approvals],
         display_status=display_status,
     )
 
 
-def run_to_wire(run: runkit.Run, display_status: str) -> dict[str, Any]:
-    return to_json(wire_run(run, display_status))
+def run_to_wire(
+    run: runkit.Run, display_status: str, definition: Mapping[str, Any]
+) -> dict[str, Any]:
+    return to_json(wire_run(run, display_status, definition))
 
 
 def run_from_wire(data: Mapping[str, Any]) -> runkit.Run:
@@ -398,11 +403,18 @@ def log_page_to_wire(page: runkit.LogPage) -> dict[str, Any]:
 
 
 def run_page_to_wire(
-    page: runkit.RunPage, display_statuses: Sequence[str], *, has_next: bool | None = None
+    page: runkit.RunPage,
+    display_statuses: Sequence[str],
+    definitions: Sequence[Mapping[str, Any]],
+    *,
+    has_next: bool | None = None,
 ) -> dict[str, Any]:
     """``has_next``: when the runs shown are a filtered part of ``page``, whether more
     follow the page as the store read it."""
-    runs = [wire_run(r, d) for r, d in zip(page.runs, display_statuses, strict=True)]
+    runs = [
+        wire_run(r, d, definition)
+        for r, d, definition in zip(page.runs, display_statuses, definitions, strict=True)
+    ]
     users = {uid: project(UserProfile, p) for uid, p in page.users.items()}
     more = page.has_next if has_next is None else has_next
     return to_json(project(RunPage, page, runs=runs, users=users, has_next=more))

@@ -36,7 +36,7 @@ def new_run(
     """The run a create makes (in ``pending``, or ``queued`` with ``execute``), validated,
     and its first audit entries. ``limits`` are the per-key concurrency limits (default 1);
     ``checks`` serve the kind's own create-time ``check``, if it has one."""
-    definition = {} if definition is None else definition
+    definition = {} if definition is None else inputs.definition(definition)
     config = spec.validate(definition)
     if spec.check is not None:
         if checks is None:

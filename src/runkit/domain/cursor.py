@@ -16,8 +16,27 @@ import attrs
 
 from .errors import ValidationError
 
-#: Digits of the entry number a cursor may carry (ids are 64-bit on PostgreSQL).
-_MAX_DIGITS = 18
+#: The largest entry number a cursor may carry: log entry numbers are 32-bit integers in the
+#: SQL stores, so a larger one could name no entry and only fail the query.
+MAX_SEQ = 2**31 - 1
+
+
+def _up_to(limit: int) -> str:
+    """A regular expression of the decimal numbers 0..``limit``, ASCII digits, written
+    without leading zeros (as :class:`Cursor` writes them)."""
+    digits = str(limit)
+    shorter = f"[1-9][0-9]{{0,{len(digits) - 2}}}" if len(digits) > 1 else ""
+    same = []
+    for i, d in enumerate(digits):
+        head, left = digits[:i], len(digits) - i - 1
+        low = "1" if i == 0 else "0"
+        top = str(int(d) - 1)
+        if top >= low:
+            digit = low if top == low else f"[{low}-{top}]"
+            tail = "" if not left else "[0-9]" if left == 1 else f"[0-9]{{{left}}}"
+            same.append(f"{head}{digit}{tail}")
+    same.append(digits)
+    return "(?:" + "|".join(["0", *([shorter] if shorter else []), *same]) + ")"
 
 
 @attrs.frozen
@@ -28,7 +47,8 @@ class Cursor:
     seq: int = 0
 
     #: The regular expression a cursor's text matches (for OpenAPI and clients).
-    PATTERN: ClassVar[str] = f"^[0-9a-f]{{8}}-[0-9]{{1,{_MAX_DIGITS}}}$"
+    #: Only ASCII digits, no leading zeros, at most :data:`MAX_SEQ`.
+    PATTERN: ClassVar[str] = f"^[0-9a-f]{{8}}-{_up_to(MAX_SEQ)}$"
 
     def __str__(self) -> str:
         return f"{self.run_id.hex[:8]}-{self.seq}"
@@ -49,8 +69,11 @@ class Cursor:
                 raise ValidationError.at(loc, "cursor belongs to another run", "cursor_mismatch")
             return cls(run_id, int(number))
         example = str(cls(run_id, 42))
+        shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
         raise ValidationError.at(
-            loc, f"malformed cursor {value!r}; expected one like {example!r}", "cursor"
+            loc,
+            f"malformed cursor {shown}; expected one like {example!r} (numbers up to {MAX_SEQ})",
+            "cursor",
         )
 
 

@@ -85,10 +85,18 @@ class ErrorDetail:
         return f"ErrorDetail({self.loc!r}, {self.msg!r}, {self.type!r})"
 
 
+#: How many problems a ValidationError's message names; the rest are counted.
+MESSAGE_DETAILS = 50
+
+
 class ValidationError(RunkitError):
     def __init__(self, details: Sequence[ErrorDetail]) -> None:
         self.details = tuple(details)
-        super().__init__("; ".join(f"{'.'.join(map(str, d.loc))}: {d.msg}" for d in details))
+        shown = self.details[:MESSAGE_DETAILS]
+        message = "; ".join(f"{'.'.join(map(str, d.loc))}: {d.msg}" for d in shown)
+        if len(self.details) > len(shown):
+            message += f"; and {len(self.details) - len(shown)} more"
+        super().__init__(message)
 
     @classmethod
     def at(cls, loc: Sequence[str | int], msg: str, type: str = "value_error") -> ValidationError:

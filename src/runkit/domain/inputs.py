@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
@@ -13,6 +15,16 @@ from .states import Status
 MAX_KEY_LENGTH = 255
 MAX_NAME_LENGTH = 255
 MAX_REASON_LENGTH = 2000
+
+#: Bounds of a run's definition (documented in docs/concepts.md#limits): its size as compact
+#: UTF-8 JSON, how deep objects and arrays nest (the definition itself is level 1), how many
+#: keys all its objects hold together, and how long one key may be. A string value may take
+#: the whole size. They are checked before the kind sees the definition, so a huge one is
+#: refused at once and never turned into one error per key.
+MAX_DEFINITION_BYTES = 1024 * 1024
+MAX_DEFINITION_DEPTH = 32
+MAX_DEFINITION_KEYS = 10_000
+MAX_DEFINITION_KEY_LENGTH = 1024
 
 
 def run_id(value: Any, loc: tuple[str, ...] = ("run_id",)) -> UUID:
@@ -70,3 +82,59 @@ def status(value: Any, loc: tuple[str, ...] = ("status",)) -> Status | None:
         raise ValidationError.at(
             loc, f"unknown status {value!r}; one of {allowed}", "enum"
         ) from None
+
+
+def definition(value: Any, loc: tuple[str | int, ...] = ("definition",)) -> Any:
+    """``value`` unchanged if it is within the definition bounds; else a ValidationError at
+    ``loc`` (a non-object is left to the kind, which says what it takes)."""
+    if not isinstance(value, Mapping):
+        return value
+    keys = 0
+    size = 0  # a lower bound of the JSON size, so the walk stops early on a huge value
+    stack: list[tuple[Any, tuple[str | int, ...], int]] = [(value, loc, 1)]
+    while stack:
+        item, where, depth = stack.pop()
+        if isinstance(item, Mapping | list | tuple):
+            if depth > MAX_DEFINITION_DEPTH:
+                raise ValidationError.at(
+                    where, f"nested deeper than {MAX_DEFINITION_DEPTH}", "json_too_deep"
+                )
+            size += 1 + max(len(item), 1)  # brackets and commas
+            if isinstance(item, Mapping):
+                keys += len(item)
+                if keys > MAX_DEFINITION_KEYS:
+                    raise ValidationError.at(
+                        loc, f"more than {MAX_DEFINITION_KEYS} keys in all", "too_many_keys"
+                    )
+                for k, v in item.items():
+                    text = str(k)
+                    if len(text) > MAX_DEFINITION_KEY_LENGTH:
+                        raise ValidationError.at(
+                            where,
+                            f"key of {len(text)} characters; at most {MAX_DEFINITION_KEY_LENGTH}",
+                            "key_too_long",
+                        )
+                    size += len(text) + 3  # "key":
+                    stack.append((v, (*where, text), depth + 1))
+            else:
+                stack.extend((v, (*where, i), depth + 1) for i, v in enumerate(item))
+        elif isinstance(item, str):
+            size += len(item) + 2
+        else:
+            size += 1
+        if size > MAX_DEFINITION_BYTES:
+            break
+    if size > MAX_DEFINITION_BYTES or _json_size(value) > MAX_DEFINITION_BYTES:
+        raise ValidationError.at(
+            loc, f"larger than {MAX_DEFINITION_BYTES} bytes of JSON", "too_large"
+        )
+    return value
+
+
+def _json_size(value: Any) -> int:
+    """The size of ``value`` as compact UTF-8 JSON (what the HTTP API shows of it)."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    except (TypeError, ValueError):  # not JSON at all: the store refuses it, not this bound
+        return 0
+    return len(text.encode("utf-8", "surrogatepass"))

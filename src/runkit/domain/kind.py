@@ -19,6 +19,7 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, overrid
 
 from .errors import ConfigurationError, ErrorDetail, ValidationError
 from .models import Run
+from .redact import mask_fields
 
 _CAMEL = re.compile(r"_([a-z0-9])")
 
@@ -211,6 +212,10 @@ class Kind:
     #: Optional: more checks at create time, called with the structured config and a
     #: :class:`KindChecks` once the definition fits ``config`` (raise ValidationError).
     check: Callable[[Any, KindChecks], None] | None = None
+    #: Paths of ``definition`` fields that hold secrets (``"password"``,
+    #: ``"source.api_key"``; ``*`` for every key or item): stored and given to the executor
+    #: as they are, shown as ``"[redacted]"`` in every run the HTTP API returns.
+    secret_fields: tuple[str, ...] = ()
 
     def validate(self, definition: Any, loc: tuple[str | int, ...] = ("definition",)) -> Any:
         """The structured config of ``definition`` (a dict when the kind has no config)."""
@@ -221,12 +226,28 @@ class Kind:
         return structure_config(self.config, definition, loc)
 
 
+def _secret_paths(kind: Kind, owner: str) -> frozenset[tuple[str, ...]]:
+    if isinstance(kind.secret_fields, str):  # type: ignore[unreachable]  # untyped callers
+        raise ConfigurationError(f"{owner}: kind {kind.name!r}: secret_fields is a tuple of paths")
+    paths = frozenset(tuple(camel(p) for p in f.split(".")) for f in kind.secret_fields)
+    if kind.config is not None and attrs.has(kind.config):
+        fields = {camel(a.name) for a in attrs.fields(kind.config)}
+        for path in paths:
+            if path[0] not in fields and path[0] != "*":
+                raise ConfigurationError(
+                    f"{owner}: kind {kind.name!r} has no definition field {path[0]!r} "
+                    "(secret_fields)"
+                )
+    return paths
+
+
 class KindRegistry:
     """The kinds a Runkit knows, filled through the ``runkit_register_kinds`` hook."""
 
     def __init__(self) -> None:
         self._kinds: dict[str, Kind] = {}
         self._owners: dict[str, str] = {}
+        self._secret_paths: dict[str, frozenset[tuple[str, ...]]] = {}
 
     def register(self, kind: Kind, *, owner: str = "<direct>") -> None:
         if not re.fullmatch(r"[a-z][a-z0-9_.-]{0,63}", kind.name):
@@ -239,6 +260,8 @@ class KindRegistry:
             raise ConfigurationError(f"{owner}: kind {kind.name!r} has no executor")
         if kind.config is not None and not attrs.has(kind.config):
             raise ConfigurationError(f"{owner}: kind {kind.name!r} config must be an attrs class")
+        if kind.secret_fields:
+            self._secret_paths[kind.name] = _secret_paths(kind, owner)
         self._kinds[kind.name] = kind
         self._owners[kind.name] = owner
 
@@ -259,6 +282,12 @@ class KindRegistry:
         if kind is None or kind.approval is None:
             return None
         return kind.approval(kind.validate(run.definition))
+
+    def shown_definition(self, run: Run) -> dict[str, Any]:
+        """``run.definition`` as clients see it: its kind's ``secret_fields`` shown as
+        ``"[redacted]"`` (a copy; the stored definition, which the executor gets, is intact)."""
+        paths = self._secret_paths.get(run.kind)
+        return mask_fields(run.definition, paths) if paths else dict(run.definition)
 
     def owner(self, name: str) -> str | None:
         return self._owners.get(name)

@@ -33,6 +33,7 @@ from ..domain.errors import (
 from ..domain.kind import Kind, RetryPolicy
 from ..domain.models import Lease, NewLogEntry, Run, WorkerInfo
 from ..domain.moves import Report
+from ..domain.redact import redact_text
 from ..domain.states import Status
 from ._context import AttemptContext
 from ._executors import Outcome, backoff, error_body, is_retryable, run_attempt
@@ -355,7 +356,9 @@ class Worker:
                         "attempts": run.attempt,
                         "cause": {k: v for k, v in body.items() if k != "retryable"},
                     }
-                log.info("run %s failed: %r", run.id, exc)
+                # Redacted like the stored error: a message may hold a connection string.
+                shown = redact_text(str(body["message"]))[:200]
+                log.info("run %s failed: %s: %s", run.id, body["type"], shown)
                 report = rk.ops.failure(lease, body, reason=reason, logs=logs, known=run)
             await self._submit(held, report)
 

@@ -56,7 +56,11 @@ def is_memory_sqlite(url: URL) -> bool:
 def build_engine(
     url: str | URL, *, busy_timeout: float, synchronous: Synchronous, pool_size: int
 ) -> Engine:
-    """An engine configured the way the store needs it (for URLs the store opens itself)."""
+    """An engine configured the way the store needs it (for URLs the store opens itself).
+
+    ``hide_parameters``: a failed statement's error (and so any log of it) names the SQL but
+    not its parameters, which hold run definitions, results and keys. A host that passes its
+    own engine decides this itself."""
     u = make_url(normalize_url(url) if isinstance(url, str) else url)
     backend = u.get_backend_name()
     if backend == "sqlite":
@@ -71,7 +75,7 @@ def build_engine(
             # their own empty database. The store's limiter runs one primitive at a time.
             args["check_same_thread"] = False
             kwargs["poolclass"] = StaticPool
-        engine = sa.create_engine(u, connect_args=args, **kwargs)
+        engine = sa.create_engine(u, connect_args=args, hide_parameters=True, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas(busy_timeout, synchronous))
         return engine
     if backend == "postgresql":
@@ -88,7 +92,11 @@ def build_engine(
         if "application_name" not in u.query:
             pg_args["application_name"] = "runkit"
         return sa.create_engine(
-            u, pool_size=pool_size, max_overflow=pool_size, connect_args=pg_args
+            u,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            connect_args=pg_args,
+            hide_parameters=True,
         )
     raise ConfigurationError(f"unsupported SQL URL {u!r}: use sqlite:/// or postgresql+psycopg://")
 
