@@ -11,10 +11,11 @@ from typing import Any, Self
 from uuid import UUID
 
 import anyio
+import anyio.to_thread
 import pluggy
 from anyio.abc import TaskGroup
 
-from ..domain import creating, moves
+from ..domain import creating, moves, redact
 from ..domain import inputs as _inputs
 from ..domain.clock import Clock, SystemClock
 from ..domain.cursor import Cursor
@@ -103,6 +104,8 @@ class Runkit:
 
     async def __aenter__(self) -> Self:
         await self.store.open()
+        # Once per process, off the event loop: the first log entry must not pay for it.
+        await anyio.to_thread.run_sync(redact.warm_up)
         # Cross-process wake-ups, both ways, where the store can carry them: workers
         # elsewhere hear of new runs, log streams here hear of entries written elsewhere.
         store = self.store
