@@ -32,6 +32,7 @@ FAMILIES = (
     ("peers", "issue #3: pgqueuer, procrastinate, DBOS in the same run"),
     ("http", "issue #4: HTTP API (S9, S10, S11) under wrk"),
     ("sse", "issue #4: SSE append -> client latency (S8)"),
+    ("streams", "issue #12: GET latency and idle CPU with 0 vs 1,000 idle SSE streams"),
     ("automations", "call_automation: steps/s beside flat runs, parent wake-up latency"),
     ("file_sync", "issue #11: file_sync vs cp -r (2,000 small files, one 500 MB file)"),
     ("duckdb_transform", "issue #11: duckdb_transform overhead per run vs DuckDB direct"),

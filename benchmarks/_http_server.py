@@ -14,6 +14,8 @@ pool and no runkit, answering the same shapes from the same rows:
   answering 201 with the new row;
 * ``GET /hello``: constant bytes, no database (B-HTTP-0, the server floor).
 
+MODE ``streams``: the ``runkit`` app with the stream caps raised (the ``streams`` family).
+
 MODE ``sse``: the ``runkit`` app plus the in-process appender of the ``sse`` family under
 ``/bench`` (prepare a claimed run, append at a paced rate through ``Runkit.append_logs``,
 complete it) and B-SSE-1, an in-memory broadcast of preformatted frames to SSE clients
@@ -68,10 +70,10 @@ def _runkit_api(database: str, **options: Any) -> tuple[Any, Any]:
     return rk, api
 
 
-def runkit_app(database: str) -> Starlette:
+def runkit_app(database: str, **options: Any) -> Starlette:
     import runkit_contrib
 
-    rk, api = _runkit_api(database)
+    rk, api = _runkit_api(database, **options)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -309,6 +311,11 @@ def main(argv: list[str]) -> int:
     mode, database, port = argv[0], argv[1], int(argv[2])
     if mode == "runkit":
         app = runkit_app(database)
+    elif mode == "streams":  # the ``streams`` family holds more streams than the caps allow
+        from runkit_contrib import StreamSettings
+
+        caps = StreamSettings(max_streams=100_000, max_streams_per_principal=100_000)
+        app = runkit_app(database, stream=caps)
     elif mode == "sse":
         app = sse_app(database, float(argv[3]) if len(argv) > 3 else None)
     else:

@@ -43,6 +43,16 @@ _ERRORS: dict[str, dict[str, Any]] = {
     "413": _json("Error", "request body too large"),
     "415": _json("Error", "request body is not application/json"),
     "422": _json("HTTPValidationError", "invalid input"),
+    "429": _json(
+        "Error",
+        "too many open log streams (this server's, or this caller's); retry later",
+        headers={
+            "Retry-After": {
+                "description": "seconds to wait before retrying",
+                "schema": {"type": "integer", "minimum": 0},
+            }
+        },
+    ),
     "503": _json("Error", "storage unavailable; retry later"),
 }
 
@@ -201,7 +211,9 @@ def build_openapi(runkit: Runkit, *, allow_anonymous: bool, root_path: str = "")
                 "operationId": "stream_run_logs",
                 "summary": "Stream Run Logs",
                 "description": _STREAM_DESCRIPTION + " Resume with `Last-Event-ID` (wins over "
-                "`after`). 204 when the run already ended and nothing follows the cursor.",
+                "`after`). 204 when the run already ended and nothing follows the cursor. "
+                "429 (with `Retry-After`) beyond the server's cap of open streams, in total "
+                "or for one caller (anonymous callers share one).",
                 "tags": ["Action runs"],
                 "parameters": [
                     _run_id_param(),
@@ -222,7 +234,7 @@ def build_openapi(runkit: Runkit, *, allow_anonymous: bool, root_path: str = "")
                         "content": {"text/event-stream": {"itemSchema": ref("LogStreamEvent")}},
                     },
                     "204": {"description": "the run ended and everything was sent"},
-                    **_errors("404"),
+                    **_errors("404", "429"),
                 },
             }
         },

@@ -1,14 +1,17 @@
 """In-process wake-ups: workers sleep until work may be claimable, log tails until entries
 may have been appended. A wake-up is a hint, never a promise: sleepers always re-check the
 store and also wake on a timeout (the polling fallback), so a lost wake-up costs latency,
-never correctness. Cross-process wake-ups (PostgreSQL LISTEN/NOTIFY) feed the same signals.
+never correctness. Cross-process wake-ups (PostgreSQL LISTEN/NOTIFY) feed the same signals:
+a notification on the log channel names the runs whose log grew (several ids a payload),
+so only their sleepers wake; one that names none (SQLite's commit watch, an overflow) means
+"any run", and wakes every log sleeper and the observers that look for themselves.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from uuid import UUID
 
 import anyio
@@ -16,11 +19,36 @@ import anyio
 log = logging.getLogger("runkit")
 
 #: The channels on which hints travel between processes: "work may be claimable", and "log
-#: entries were appended" (no payload: listeners wake every local log stream, which re-read).
+#: entries were appended" (payload: the runs' ids, comma-separated; empty: any run).
 WORK_CHANNEL = "runkit_work"
 LOGS_CHANNEL = "runkit_logs"
 #: Local signals within this window become one notification.
 COALESCE_SECONDS = 0.005
+#: Run ids a payload names: 200 * 37 bytes stays under PostgreSQL's 8,000-byte payload limit.
+IDS_PER_PAYLOAD = 200
+#: More payloads than this for one window are sent as one empty payload ("any run").
+MAX_PAYLOADS = 5
+#: Watches the log wake-ups: called with the run's id, or None for "any run" (see above).
+LogObserver = Callable[[UUID | None], None]
+
+
+def encode_run_ids(run_ids: Iterable[UUID]) -> list[str]:
+    """The log channel's payloads naming ``run_ids``: ``[""]`` ("any run") if too many."""
+    ids = sorted(str(r) for r in run_ids)
+    payloads = [",".join(ids[i : i + IDS_PER_PAYLOAD]) for i in range(0, len(ids), IDS_PER_PAYLOAD)]
+    return payloads if 0 < len(payloads) <= MAX_PAYLOADS else [""]
+
+
+def decode_run_ids(payloads: Iterable[str]) -> set[UUID] | None:
+    """The runs named by the log channel's ``payloads``; None for "any run" (an empty or
+    malformed payload among them)."""
+    out: set[UUID] = set()
+    for payload in payloads:
+        try:
+            out.update(UUID(part) for part in payload.split(","))
+        except ValueError:
+            return None
+    return out
 
 
 class Signal:
@@ -61,6 +89,7 @@ class Wakeups:
     def __init__(self) -> None:
         self.work = Signal()
         self._logs: dict[UUID, Signal] = {}
+        self._observers: list[LogObserver] = []
         #: Called with ("work", None) or ("logs", run_id) after a local signal fires, so a
         #: backend can tell other processes (PostgreSQL NOTIFY). Set by the engine.
         self.remote: Callable[[str, UUID | None], None] | None = None
@@ -74,8 +103,29 @@ class Wakeups:
         signal = self._logs.get(run_id)
         if signal is not None:
             signal.fire()
+        for observer in self._observers:
+            observer(run_id)
         if self.remote is not None and not local_only:
             self.remote("logs", run_id)
+
+    def logs_appended_anywhere(self) -> None:
+        """Entries may have been appended to any run (another process said so without
+        saying which): wake every log sleeper, and tell the observers ``None``."""
+        for signal in list(self._logs.values()):
+            signal.fire()
+        for observer in self._observers:
+            observer(None)
+
+    def observe_logs(self, observer: LogObserver) -> None:
+        """Call ``observer`` (synchronously, so it must only fire signals) on every log
+        wake-up: with the run's id, or None for "any run". An observer that follows many
+        runs this way needs no signal of each in :meth:`logs`, and is not woken for all of
+        them on "any run" (a log stream hub checks the store once for all instead)."""
+        self._observers.append(observer)
+
+    def unobserve_logs(self, observer: LogObserver) -> None:
+        if observer in self._observers:
+            self._observers.remove(observer)
 
     def logs(self, run_id: UUID) -> Signal:
         signal = self._logs.get(run_id)
@@ -91,14 +141,19 @@ class Wakeups:
 
     async def send_remote(self, notify: Callable[[str, str], Awaitable[None]]) -> None:
         """Tell other processes about local signals, until cancelled: everything signalled
-        within a few milliseconds becomes at most one ``notify`` a channel (never one a log
-        line). Runkit runs this while open on a store that can notify (PostgreSQL)."""
-        pending: set[str] = set()
+        within a few milliseconds becomes one ``notify`` on the work channel and a few on
+        the log channel, naming the runs (:func:`encode_run_ids`; never one a log line).
+        Runkit runs this while open on a store that can notify (PostgreSQL)."""
+        work = False
+        runs: set[UUID | None] = set()  # None: any run
         wake = anyio.Event()
 
         def record(what: str, run_id: UUID | None) -> None:
-            nonlocal wake
-            pending.add(WORK_CHANNEL if what == "work" else LOGS_CHANNEL)
+            nonlocal wake, work
+            if what == "work":
+                work = True
+            else:
+                runs.add(run_id)
             wake.set()
 
         self.remote = record
@@ -107,11 +162,15 @@ class Wakeups:
                 await wake.wait()
                 await anyio.sleep(COALESCE_SECONDS)
                 wake = anyio.Event()
-                channels = sorted(pending)
-                pending.clear()
-                for channel in channels:
+                sends = [(WORK_CHANNEL, "")] if work else []
+                if runs:
+                    named = [] if None in runs else [r for r in runs if r is not None]
+                    sends += [(LOGS_CHANNEL, p) for p in encode_run_ids(named)]
+                work = False
+                runs.clear()
+                for channel, payload in sends:
                     try:
-                        await notify(channel, "")
+                        await notify(channel, payload)
                     except Exception:  # a hint: listeners also poll
                         log.debug("NOTIFY failed; polling covers it", exc_info=True)
         finally:
@@ -122,7 +181,10 @@ class Wakeups:
         self, wait: Callable[[tuple[str, ...], float], Awaitable[set[str]]], poll: float = 1.0
     ) -> None:
         """Turn other processes' notifications into local signals, until cancelled: "work"
-        wakes local workers, "logs" wakes every local log stream (it re-reads its run)."""
+        wakes local workers, "logs" the named runs' sleepers, or all of them when the
+        notification names none. ``wait`` returns the channels that fired; a set with a
+        ``payloads`` mapping (``runkit.storage.protocols.Notifications``) also says what each
+        channel's notifications carried, a plain set counts as an empty payload."""
         channels = (WORK_CHANNEL, LOGS_CHANNEL)
         while True:
             try:
@@ -134,5 +196,10 @@ class Wakeups:
             if WORK_CHANNEL in fired:
                 self.work_available(local_only=True)
             if LOGS_CHANNEL in fired:
-                for signal in list(self._logs.values()):
-                    signal.fire()
+                payloads = getattr(fired, "payloads", {}).get(LOGS_CHANNEL) or ("",)
+                run_ids = decode_run_ids(payloads)
+                if run_ids is None:
+                    self.logs_appended_anywhere()
+                else:
+                    for run_id in run_ids:
+                        self.logs_appended(run_id, local_only=True)

@@ -1,5 +1,6 @@
-"""The storage contract: eleven atomic primitives for runs and logs (and a batched update with
-a default), three for the worker registry, and helpers every backend shares.
+"""The storage contract: eleven atomic primitives for runs and logs (and two batched ones with
+a default: an update, and a read of log heads), three for the worker registry, and helpers
+every backend shares.
 
 A backend stores runs and their log entries and performs each primitive below atomically.
 It decides nothing: which transition is legal, which idempotency key wins, what a claimed run
@@ -71,6 +72,15 @@ class Update:
     expect: Expect
     changes: Mapping[str, Any]
     entries: Sequence[NewLogEntry] = ()
+
+
+@attrs.frozen
+class LogHead:
+    """Where a run's log ends and what status the run has, as :meth:`Store.log_heads` reads
+    them: what a log stream compares to decide whether there is anything new to read."""
+
+    log_seq: int
+    status: Status
 
 
 class Store(abc.ABC):
@@ -180,6 +190,22 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def read_logs(self, run_id: UUID, *, after: int, limit: int) -> builtins.list[LogEntry]:
         """Up to ``limit`` entries with id > ``after``, in id order (a keyset read)."""
+
+    async def log_heads(self, run_ids: Collection[UUID]) -> dict[UUID, LogHead]:
+        """The :class:`LogHead` of each run of ``run_ids`` that exists; a run that does not
+        is left out. Each head is read atomically (``log_seq`` and ``status`` of one row
+        version), the heads of different runs need not be one snapshot.
+
+        Log streams ask this once an interval for every run they follow, so backends should
+        override it to read many runs in one query (in chunks, for large sets); this default
+        calls :meth:`get` for each run.
+        """
+        heads: dict[UUID, LogHead] = {}
+        for run_id in set(run_ids):
+            run = await self.get(run_id)
+            if run is not None:
+                heads[run_id] = LogHead(run.log_seq, run.status)
+        return heads
 
     @abc.abstractmethod
     async def due(self, *, now: datetime, limit: int) -> builtins.list[Run]:

@@ -3,7 +3,8 @@ controllable clock, hypothesis strategies. Importing this module needs pytest an
 hypothesis (the ``test`` extra)."""
 
 from ..domain.clock import ManualClock
-from ._conformance import StoreConformance, make_run
+from ._conformance import StoreConformance
 from ._strategies import json_objects, json_values, runs
+from ._support import make_run
 
 __all__ = ["ManualClock", "StoreConformance", "json_objects", "json_values", "make_run", "runs"]

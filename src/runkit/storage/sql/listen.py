@@ -14,6 +14,7 @@ from sqlalchemy import exc
 from sqlalchemy.engine import Engine
 
 from ...domain.errors import StorageUnavailable
+from ..protocols import Notifications
 from .engine import is_memory_sqlite
 from .watch import DataVersionWatcher
 
@@ -40,7 +41,8 @@ class Listening:
 
     async def wait(self, channels: Collection[str], timeout: float) -> set[str]:
         """Wait up to ``timeout`` seconds for a NOTIFY on any of ``channels``; the channels
-        that had one (empty at timeout).
+        that had one (empty at timeout), on PostgreSQL as :class:`Notifications` carrying
+        their payloads.
 
         PostgreSQL: LISTENs (from the first call on) on a dedicated connection, outside the
         pool. SQLite has no notifications: a dedicated connection polls ``PRAGMA
@@ -70,12 +72,12 @@ class Listening:
         listener = self._listener
         try:
             # Abandoned on cancellation: the thread returns by itself within the timeout.
-            fired: set[str] = await anyio.to_thread.run_sync(
-                listener.wait_any, tuple(channels), timeout, abandon_on_cancel=True
+            fired: dict[str, set[str]] = await anyio.to_thread.run_sync(
+                listener.wait_payloads, tuple(channels), timeout, abandon_on_cancel=True
             )
         except (psycopg.Error, exc.DBAPIError) as err:
             raise StorageUnavailable(f"LISTEN {sorted(channels)} failed: {err}") from err
-        return fired
+        return Notifications(fired)
 
     def _sqlite_watch_connection(self) -> sqlite3.Connection:
         # Made like the pool's (the host's connect arguments and events included), then

@@ -4,6 +4,9 @@ The connection is not a pooled one: a pooled connection goes back to the pool (a
 PgBouncer in transaction mode, to another client) and its LISTEN with it. A wake-up is only a
 hint: callers re-check the store after a notification *and* after a timeout, so a
 notification lost while reconnecting costs latency, never correctness.
+
+Payloads are kept (:meth:`PgListener.wait_payloads`), each distinct one once: notifications
+say *which* runs changed, so a process wakes only their log streams.
 """
 
 from __future__ import annotations
@@ -11,12 +14,15 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Collection
 from typing import Any
 
 import psycopg
 from psycopg import sql
+
+#: Distinct payloads kept for one channel between two waits; beyond it they collapse to one
+#: empty payload ("something happened"), which bounds memory whatever the senders do.
+MAX_PAYLOADS = 10_000
 
 
 class PgListener:
@@ -30,8 +36,8 @@ class PgListener:
         self._connect = connect
         self._conn: Any = None
         self._channels: set[str] = set()
-        #: Notifications that arrived for a channel while waiting on another one.
-        self._pending: Counter[str] = Counter()
+        #: Payloads of notifications that arrived for a channel while waiting on another one.
+        self._pending: dict[str, set[str]] = {}
         self._lock = threading.Lock()
         self._closed = False
 
@@ -42,26 +48,32 @@ class PgListener:
     def wait_any(self, channels: Collection[str], timeout: float) -> set[str]:
         """Block until a notification on any of ``channels`` arrives, or ``timeout`` passes;
         the channels that had notifications (empty at timeout)."""
+        return set(self.wait_payloads(channels, timeout))
+
+    def wait_payloads(self, channels: Collection[str], timeout: float) -> dict[str, set[str]]:
+        """:meth:`wait_any`, with the distinct payloads each channel's notifications carried
+        (``""`` for a notification without one; at most :data:`MAX_PAYLOADS`, beyond which
+        they collapse to ``{""}``)."""
         deadline = time.monotonic() + timeout
         if not self._lock.acquire(timeout=max(0.0, timeout)):
-            return set()
+            return {}
         try:
             if self._closed:
-                return set()
+                return {}
             for channel in channels:
                 conn = self._listening(channel)
             while True:
-                fired = {c for c in channels if self._pending.pop(c, 0)}
+                fired = {c: self._pending.pop(c) for c in channels if c in self._pending}
                 if fired:
                     self._drain(conn, fired)
                     return fired
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    return set()
+                    return {}
                 # Consume the generator to its end: it holds the connection's lock while
                 # suspended, so leaving it early and draining would deadlock.
                 for note in conn.notifies(timeout=remaining, stop_after=1):
-                    self._pending[note.channel] += 1
+                    _add(self._pending.setdefault(note.channel, set()), note.payload)
         except psycopg.Error:
             self._reset()
             raise
@@ -91,12 +103,14 @@ class PgListener:
             self._channels.add(channel)
         return self._conn
 
-    def _drain(self, conn: Any, fired: set[str]) -> None:
-        """Coalesce: notifications already received for ``fired`` channels are answered by
-        this wake-up, since the waiter re-reads the store anyway."""
+    def _drain(self, conn: Any, fired: dict[str, set[str]]) -> None:
+        """Coalesce: notifications already received join this wake-up (those of the
+        ``fired`` channels) or wait for the next one (the others)."""
         for note in conn.notifies(timeout=0.0):
-            if note.channel not in fired:
-                self._pending[note.channel] += 1
+            payloads = fired.get(note.channel)
+            if payloads is None:
+                payloads = self._pending.setdefault(note.channel, set())
+            _add(payloads, note.payload)
 
     def _reset(self) -> None:
         conn, self._conn = self._conn, None
@@ -104,3 +118,11 @@ class PgListener:
         if conn is not None:
             with contextlib.suppress(psycopg.Error):  # already broken: nothing to release
                 conn.close()
+
+
+def _add(payloads: set[str], payload: str) -> None:
+    if len(payloads) < MAX_PAYLOADS:
+        payloads.add(payload)
+    elif payloads != {""}:
+        payloads.clear()
+        payloads.add("")
