@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any, TypeVar
 from uuid import UUID
 
+import anyio.to_thread
 import attrs
 import cattrs
 from cattrs.errors import ForbiddenExtraKeysError
@@ -31,6 +32,8 @@ from ._wire import converter
 M = TypeVar("M", bound=attrs.AttrsInstance)
 
 MAX_DEPTH = 64
+#: Bodies larger than this are parsed and checked in a worker thread.
+THREAD_BYTES = 64 * 1024
 _INTEGER = re.compile(r"[+-]?[0-9]{1,18}")
 _DIGITS = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() also takes "²", which int() refuses
 #: The spellings a boolean query value may take: JSON's and the usual digits, nothing
@@ -70,6 +73,12 @@ async def json_object(request: Request, max_bytes: int, *, required: bool) -> di
         return {}
     if not _is_json(request.headers.get("content-type")):
         raise HttpError(415, "request body must be application/json")
+    if len(raw) > THREAD_BYTES:  # parsed off the event loop, which it would hold up
+        return await anyio.to_thread.run_sync(_parse_object, raw)
+    return _parse_object(raw)
+
+
+def _parse_object(raw: bytes) -> dict[str, Any]:
     try:
         value = json.loads(raw, parse_float=_number, parse_constant=_no_constant)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
@@ -107,13 +116,33 @@ def _check(value: Any, loc: tuple[str | int, ...], depth: int) -> None:
         raise invalid(loc, f"nested deeper than {MAX_DEPTH}", "json_too_deep")
     if isinstance(value, str):
         _check_text(value, loc)
-    elif isinstance(value, dict):
+        return
+    # A child's path is built only when there is something to look at in it: not for
+    # each number of a big list, nor for plain text (one pass over a big body is enough).
+    deep = depth + 1 > MAX_DEPTH
+    if isinstance(value, dict):
         for key, item in value.items():
-            _check_text(key, loc)
-            _check(item, (*loc, key), depth + 1)
+            if not _plain(key):
+                _check_text(key, loc)
+            if (
+                deep
+                or isinstance(item, dict | list)
+                or (isinstance(item, str) and not _plain(item))
+            ):
+                _check(item, (*loc, key), depth + 1)
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            _check(item, (*loc, index), depth + 1)
+            if (
+                deep
+                or isinstance(item, dict | list)
+                or (isinstance(item, str) and not _plain(item))
+            ):
+                _check(item, (*loc, index), depth + 1)
+
+
+def _plain(text: str) -> bool:
+    """ASCII without NUL: nothing :func:`_check_text` could refuse (the quick common case)."""
+    return text.isascii() and "\x00" not in text
 
 
 def _check_text(text: str, loc: tuple[str | int, ...]) -> None:

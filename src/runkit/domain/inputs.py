@@ -25,6 +25,11 @@ MAX_DEFINITION_BYTES = 1024 * 1024
 MAX_DEFINITION_DEPTH = 32
 MAX_DEFINITION_KEYS = 10_000
 MAX_DEFINITION_KEY_LENGTH = 1024
+#: Beyond either, a definition is checked off the event loop (:func:`is_large`).
+LARGE_DEFINITION_VALUES = 2_000
+LARGE_DEFINITION_BYTES = 64 * 1024
+#: Values whose JSON size is one unit in :func:`definition`'s lower bound.
+_SCALARS = frozenset({int, float, bool, type(None)})
 
 
 def run_id(value: Any, loc: tuple[str, ...] = ("run_id",)) -> UUID:
@@ -91,10 +96,18 @@ def definition(value: Any, loc: tuple[str | int, ...] = ("definition",)) -> Any:
         return value
     keys = 0
     size = 0  # a lower bound of the JSON size, so the walk stops early on a huge value
-    stack: list[tuple[Any, tuple[str | int, ...], int]] = [(value, loc, 1)]
+    # (item, its parent's path, its key or index in the parent, depth): a path is built only
+    # for a container, whose children need it, not for each of a big list's numbers.
+    stack: list[tuple[Any, tuple[str | int, ...], str | int | None, int]] = [(value, loc, None, 1)]
     while stack:
-        item, where, depth = stack.pop()
-        if isinstance(item, Mapping | list | tuple):
+        item, parent, step, depth = stack.pop()
+        kind = type(item)
+        if kind is str:
+            size += len(item) + 2
+        elif kind in _SCALARS:
+            size += 1
+        elif isinstance(item, Mapping | list | tuple):
+            where = parent if step is None else (*parent, step)
             if depth > MAX_DEFINITION_DEPTH:
                 raise ValidationError.at(
                     where, f"nested deeper than {MAX_DEFINITION_DEPTH}", "json_too_deep"
@@ -115,9 +128,9 @@ def definition(value: Any, loc: tuple[str | int, ...] = ("definition",)) -> Any:
                             "key_too_long",
                         )
                     size += len(text) + 3  # "key":
-                    stack.append((v, (*where, text), depth + 1))
+                    stack.append((v, where, text, depth + 1))
             else:
-                stack.extend((v, (*where, i), depth + 1) for i, v in enumerate(item))
+                stack.extend((v, where, i, depth + 1) for i, v in enumerate(item))
         elif isinstance(item, str):
             size += len(item) + 2
         else:
@@ -129,6 +142,34 @@ def definition(value: Any, loc: tuple[str | int, ...] = ("definition",)) -> Any:
             loc, f"larger than {MAX_DEFINITION_BYTES} bytes of JSON", "too_large"
         )
     return value
+
+
+def is_large(value: Any) -> bool:
+    """Whether ``value`` holds more than :data:`LARGE_DEFINITION_VALUES` values or
+    :data:`LARGE_DEFINITION_BYTES` bytes of JSON (roughly): checking it (:func:`definition`)
+    would hold the event loop long enough to slow every other request, so callers on one
+    check it in a worker thread. Looks at no more than that many values."""
+    if not isinstance(value, Mapping):
+        return False
+    values = size = 0
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            size += len(item)
+        elif isinstance(item, Mapping | list | tuple):
+            values += len(item)
+            if values > LARGE_DEFINITION_VALUES:
+                return True
+            if isinstance(item, Mapping):
+                for k, v in item.items():
+                    size += len(str(k))
+                    stack.append(v)
+            else:
+                stack.extend(item)
+        if size > LARGE_DEFINITION_BYTES:
+            return True
+    return False
 
 
 def _json_size(value: Any) -> int:
