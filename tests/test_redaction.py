@@ -244,6 +244,9 @@ class SyncConfig:
 
 async def _sync(ctx: RunContext) -> dict[str, Any]:
     config: SyncConfig = ctx.definition
+    # A careless executor: the secret values go to its log, progress and result.
+    await ctx.log("info", f"connecting with {config.password}", data={"key": config.source.api_key})
+    await ctx.progress({"using": config.source.api_key})
     return {"sawPassword": config.password == "pl4nted-pw", "sawKey": config.source.api_key}
 
 
@@ -281,7 +284,13 @@ async def test_secret_definition_fields_are_masked_for_clients_not_the_executor(
         assert shown["definition"] == masked and listed[0]["definition"] == masked
         # Stored intact: the executor saw the real values.
         assert (await rk.get(run_id)).definition == definition
-        assert shown["result"] == {"sawPassword": True, "sawKey": "pl4nted-key"}
+        # ... and whatever it wrote shows them masked: log, progress, result.
+        assert shown["result"] == {"sawPassword": True, "sawKey": REDACTED}
+        assert shown["progress"] == {"using": REDACTED}
+        page = await rk.logs(run_id, limit=100)
+        entries = [e for e in page.entries if e.event is None]
+        assert entries[0].message == f"connecting with {REDACTED}"
+        assert entries[0].data == {"key": REDACTED}
 
 
 def test_masking_skips_what_is_not_there() -> None:
@@ -301,3 +310,19 @@ def test_a_secret_field_the_config_lacks_is_refused() -> None:
     bad = Kind("bad_secret", executor=_sync, config=SyncConfig, secret_fields=("passwrd",))
     with pytest.raises(ConfigurationError, match="passwrd"):
         KindRegistry().register(bad)
+
+
+def test_known_secrets_are_masked_from_four_characters_and_keys_are_kept() -> None:
+    from runkit.domain.redact import mask_values, redact_text
+
+    # "hunter2" is too short to be masked when merely found, but a secret field's value is
+    # known to be secret.
+    assert redact_text("pw hunter2 ok", ["hunter2"]) == f"pw {REDACTED} ok"
+    assert redact_text("a abc b", ["abc"]) == "a abc b"  # shorter than 4: would mask words
+    value = {"password": True, "rows": [{"note": "used hunter2"}], "n": 3}
+    assert mask_values(value, ["hunter2"]) == {
+        "password": True,  # an executor's own key: not guessed at
+        "rows": [{"note": f"used {REDACTED}"}],
+        "n": 3,
+    }
+    assert mask_values(value, []) is value

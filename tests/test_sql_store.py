@@ -122,7 +122,8 @@ async def test_upgrade_from_the_first_release_keeps_runs(url: str) -> None:
     old = sa.create_engine(url)
     try:
         with old.begin() as conn:
-            values = {k: v for k, v in run_values(run).items() if k != "wait"}
+            later = {"wait", "tenant"}  # columns of later migrations
+            values = {k: v for k, v in run_values(run).items() if k not in later}
             seq = conn.execute(sa.insert(runs).values(values).returning(runs.c.seq)).scalar_one()
     finally:
         old.dispose()

@@ -36,12 +36,14 @@ def asgi_app(
     authorize: Authorize | None = None,
     docs: bool = True,
     stream: StreamSettings | None = None,
+    max_page_bytes: int = 8 << 20,
 ) -> Starlette:
     """The API over ``runkit``. Secure by default: with no ``auth`` every request answers
     401 unless ``allow_anonymous``. ``authorize(principal, action, run)`` may refuse any
-    action on any run (see docs/http.md); ``stream`` tunes the SSE timings."""
-    if max_body_bytes < 1:
-        raise ValueError("max_body_bytes must be positive")
+    action on any run (see docs/http.md); ``stream`` tunes the SSE timings;
+    ``max_page_bytes`` bounds a list page (it holds fewer runs than asked beyond it)."""
+    if max_body_bytes < 1 or max_page_bytes < 1:
+        raise ValueError("max_body_bytes and max_page_bytes must be positive")
     config = ApiConfig(
         runkit=runkit,
         auth=AuthConfig(
@@ -52,6 +54,7 @@ def asgi_app(
         max_body_bytes=max_body_bytes,
         authorize=authorize,
         stream=stream or StreamSettings(),
+        max_page_bytes=max_page_bytes,
     )
     routes: list[BaseRoute] = Api(config).routes()
     if docs:

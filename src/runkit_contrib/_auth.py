@@ -10,13 +10,14 @@ an explicit credential):
 
 Each verifier (an :class:`Authenticator`) is asked in turn with a :class:`Credentials`
 holding exactly that one carrier; the first :class:`~runkit.Principal` wins. Secrets are
-never logged, and never kept at rest in clear: :class:`ApiKeys` holds SHA-256 hashes.
+never logged, and never kept at rest in clear: :class:`ApiKeys` holds salted hashes.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Literal, Protocol, runtime_checkable
 from urllib.parse import urlsplit
@@ -65,39 +66,59 @@ class Authenticator(Protocol):
 
 
 def hash_key(key: str) -> str:
+    """Plain SHA-256 hex: the digests :meth:`ApiKeys.from_hashes` takes."""
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
 class ApiKeys:
     """The built-in verifier of static API keys (bearer or ``X-API-Key``; not cookies).
 
-    ``ApiKeys(["k1", "k2"])`` names each principal ``key-<first 12 hex of its hash>``;
-    ``ApiKeys({"deploy-bot": "k1"})`` names them. Only SHA-256 hashes are kept;
-    :meth:`from_hashes` builds one from stored hashes. Every stored hash is compared with
-    ``hmac.compare_digest`` so timing does not reveal which key nearly matched.
+    ``ApiKeys(["k1", "k2"])`` names the principals ``key-1``, ``key-2`` (by position: the id
+    must not be derived from the key, or a weak key could be guessed offline from a run's
+    ``triggerSourceId``); ``ApiKeys({"deploy-bot": "k1"})`` names them. ``roles`` and
+    ``tenant`` apply to every key given (see docs/http.md; roles None: the ``authorize`` hook
+    alone decides). Keys are kept only as HMAC-SHA256 under a random salt of this process;
+    :meth:`from_hashes` takes plain SHA-256 digests instead. Every key is compared with
+    ``hmac.compare_digest`` and no early exit, so timing does not reveal which nearly matched.
     """
 
-    def __init__(self, keys: Mapping[str, str] | Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        keys: Mapping[str, str] | Iterable[str] = (),
+        *,
+        roles: Iterable[str] | None = None,
+        tenant: str | None = None,
+    ) -> None:
         if isinstance(keys, Mapping):
-            pairs = [(name, hash_key(key)) for name, key in keys.items()]
+            pairs = list(keys.items())
         else:
-            pairs = [(f"key-{hash_key(k)[:12]}", hash_key(k)) for k in keys]
-        self._hashes: list[tuple[str, str]] = []
-        for name, digest in pairs:
-            self._add(name, digest)
+            pairs = [(f"key-{i}", k) for i, k in enumerate(keys, 1)]
+        self._salt = secrets.token_bytes(16)
+        self._roles = None if roles is None else frozenset(roles)
+        self._tenant = tenant
+        self._hashes: list[tuple[str, str, bool]] = []  # (principal id, digest, salted?)
+        for name, key in pairs:
+            self._hashes.append((name, self._salted(key), True))
+
+    def _salted(self, key: str) -> str:
+        return hmac.new(self._salt, key.encode("utf-8"), hashlib.sha256).hexdigest()
 
     @classmethod
-    def from_hashes(cls, hashes: Mapping[str, str]) -> ApiKeys:
-        """From ``{principal id: sha256 hex}``, e.g. read from a key file."""
-        self = cls()
+    def from_hashes(
+        cls,
+        hashes: Mapping[str, str],
+        *,
+        roles: Iterable[str] | None = None,
+        tenant: str | None = None,
+    ) -> ApiKeys:
+        """From ``{principal id: sha256 hex}`` (unsalted digests a host keeps)."""
+        self = cls(roles=roles, tenant=tenant)
         for name, digest in hashes.items():
-            self._add(name, digest.lower())
+            digest = digest.lower()
+            if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+                raise ValueError(f"API key hash for {name!r} is not a SHA-256 hex digest")
+            self._hashes.append((name, digest, False))
         return self
-
-    def _add(self, name: str, digest: str) -> None:
-        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-            raise ValueError(f"API key hash for {name!r} is not a SHA-256 hex digest")
-        self._hashes.append((name, digest))
 
     def __len__(self) -> int:
         return len(self._hashes)
@@ -105,12 +126,15 @@ class ApiKeys:
     async def authenticate(self, credentials: Credentials) -> Principal | None:
         if credentials.carrier == "cookie" or not credentials.secret:
             return None
-        presented = hash_key(credentials.secret)
+        salted = self._salted(credentials.secret)
+        plain = hash_key(credentials.secret)
         found: str | None = None
-        for name, digest in self._hashes:  # no early exit: constant work per request
-            if hmac.compare_digest(presented, digest):
+        for name, digest, is_salted in self._hashes:  # no early exit: constant work
+            if hmac.compare_digest(salted if is_salted else plain, digest):
                 found = name
-        return Principal(found, kind="api_key") if found is not None else None
+        if found is None:
+            return None
+        return Principal(found, kind="api_key", roles=self._roles, tenant=self._tenant)
 
 
 def extract(request: Request) -> Credentials | None:

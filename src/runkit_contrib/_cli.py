@@ -1,5 +1,6 @@
-"""``runkit serve`` and ``runkit keys`` for the ``runkit`` command line (``runkit.__main__``
-calls :func:`add_serve_command` when runkit_contrib is installed, which adds both)."""
+"""``runkit serve`` (and, through :mod:`._keys_cli`, ``runkit keys``) for the ``runkit``
+command line: ``runkit.__main__`` calls :func:`add_serve_command` when runkit_contrib is
+installed, which adds both."""
 
 from __future__ import annotations
 
@@ -12,22 +13,11 @@ from typing import Any
 
 from runkit import ConfigurationError, Settings
 
-from ._serve import DEFAULT_DATABASE, KEY_FILE_ENV, KEYS_ENV
-
-#: Shared with ``runkit worker``: one variable names the database for every command.
-DATABASE_ENV = "RUNKIT_DATABASE_URL"
-
-
-def _database_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--database",
-        default=None,
-        help=f"storage URL or SQLite file path (default: ${DATABASE_ENV}, else {DEFAULT_DATABASE})",
-    )
-
-
-def _database(args: argparse.Namespace) -> str:
-    return str(args.database or os.environ.get(DATABASE_ENV) or DEFAULT_DATABASE)
+from ._keys_cli import add_keys_command
+from ._keys_cli import database as _database
+from ._keys_cli import database_option as _database_option
+from ._limits import ServeLimits, count_option, seconds_option
+from ._serve import KEYS_ENV
 
 
 def add_serve_command(subparsers: Any) -> argparse.ArgumentParser:
@@ -50,32 +40,33 @@ def add_serve_command(subparsers: Any) -> argparse.ArgumentParser:
         help="runs executed at once in this process (default 4; 0: the API alone, with "
         "workers in separate `runkit worker` processes)",
     )
+    defaults = ServeLimits()
+    parser.add_argument(
+        "--max-connections",
+        type=count_option,
+        default=None,
+        metavar="N",
+        help="connections held at once; at the limit, the one waiting longest for a request "
+        "is closed to make room (default: from the open-file limit, see docs/deploy.md)",
+    )
+    parser.add_argument(
+        "--header-timeout",
+        type=seconds_option,
+        default=defaults.header_timeout,
+        metavar="SECONDS",
+        help="a request head must arrive within this, from the connection's opening or the "
+        f"previous response's end (default {defaults.header_timeout:g})",
+    )
+    parser.add_argument(
+        "--keep-alive-timeout",
+        type=seconds_option,
+        default=defaults.keep_alive_timeout,
+        metavar="SECONDS",
+        help="an idle keep-alive connection is closed after this "
+        f"(default {defaults.keep_alive_timeout:g})",
+    )
     parser.set_defaults(handler=run_serve)
     add_keys_command(subparsers)
-    return parser
-
-
-def add_keys_command(subparsers: Any) -> argparse.ArgumentParser:
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "keys",
-        help="API keys of `runkit serve`",
-        description="Manage the key store of `runkit serve`: beside a SQLite file "
-        "(<file>.api-keys), else under $XDG_CONFIG_HOME/runkit/; "
-        f"${KEY_FILE_ENV} overrides.",
-    )
-    actions = parser.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
-    create = actions.add_parser(
-        "create",
-        help="make a new API key: its hash joins the key store, the key is printed once",
-        description="Make a new API key for `runkit serve` on this database. Only the "
-        "key's hash is stored; the key is printed once. A running server reads the key "
-        "store when it starts: restart it to accept the new key.",
-    )
-    create.add_argument(
-        "--name", default=None, help="the key's principal id (default: key-<12 hex of its hash>)"
-    )
-    _database_option(create)
-    create.set_defaults(handler=run_keys_create)
     return parser
 
 
@@ -84,12 +75,18 @@ def run_serve(args: argparse.Namespace) -> int:
         raise SystemExit("runkit serve: --workers must be >= 0")
     from ._serve import serve
 
+    limits = ServeLimits(
+        max_connections=args.max_connections,
+        header_timeout=args.header_timeout,
+        keep_alive_timeout=args.keep_alive_timeout,
+    )
     return serve(
         host=args.host,
         port=args.port,
         database=_database(args),
         workers=args.workers,
         settings=_settings(args),
+        limits=limits,
     )
 
 
@@ -105,29 +102,6 @@ def _settings(args: argparse.Namespace) -> Settings:
         return Settings.from_environ(os.environ, **overrides)
     except ValueError as exc:
         raise SystemExit(f"runkit serve: {exc}") from None
-
-
-def run_keys_create(args: argparse.Namespace) -> int:
-    from ._serve import create_key, database_url, key_file_for
-
-    path = key_file_for(database_url(_database(args)))
-    try:
-        name, key = create_key(path, args.name)
-    except ConfigurationError as exc:
-        print(f"runkit keys create: {exc}", file=sys.stderr, flush=True)
-        return 1
-    lines = [
-        f"Created API key {name!r} (shown once; only its hash is kept in {path}):",
-        "",
-        f"    {key}",
-        "",
-        "Send it as 'X-API-Key: <key>' or 'Authorization: Bearer <key>'. A running "
-        "`runkit serve` reads the key store when it starts: restart it to accept this key.",
-    ]
-    if os.environ.get(KEYS_ENV, "").strip():
-        lines.append(f"Note: {KEYS_ENV} is set; while it is, `runkit serve` ignores the store.")
-    print("\n".join(lines), flush=True)
-    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,6 +9,7 @@ exception becomes an answer through :func:`._errors.to_response`.
 from __future__ import annotations
 
 import inspect
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
@@ -18,12 +19,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from runkit import Cursor, Principal, Run, Runkit, RunNotFound
+from runkit import Cursor, Principal, Run, Runkit, RunNotFound, RunPage
 
 from ._auth import AuthConfig, authenticate
 from ._body import bounded, decode, json_object, path_uuid, query_bool, query_int, query_text
 from ._errors import HttpError, invalid, to_response
 from ._kinds import kinds_to_wire
+from ._roles import permits
 from ._sse import EventStreamResponse, LogHub, StreamSettings
 from ._wire import (
     CreateRun,
@@ -60,6 +62,8 @@ class ApiConfig:
     max_body_bytes: int
     authorize: Authorize | None
     stream: StreamSettings
+    #: A list page stops adding runs once their stored JSON passes this (at least one run).
+    max_page_bytes: int = 8 << 20
 
 
 class Api:
@@ -115,6 +119,10 @@ class Api:
 
     # ------------------------------------------------------------------ authorization ----
     async def _allowed(self, principal: Principal | None, action: str, run: Run | None) -> bool:
+        """The key's tenant and roles first (built in), then the host's hook, which can only
+        narrow what they allow."""
+        if not (_in_tenant(principal, run) and permits(principal, action)):
+            return False
         if self.config.authorize is None:
             return True
         answer = self.config.authorize(principal, action, run)
@@ -153,10 +161,13 @@ class Api:
             kind=query_text(request, "kind"),
             status=query_text(request, "status"),
             parent_action_run_id=query_text(request, "parent_action_run_id"),
+            # A tenant's keys list only its runs, filtered by the store: exact counts.
+            tenant=principal.tenant if principal is not None else None,
             limit=query_int(request, "limit", 100),
             offset=query_int(request, "offset", 0),
         )
         await self._guard(principal, "list", None)
+        page = _within_budget(page, self.config.max_page_bytes)
         shown = page
         if self.config.authorize is not None:
             runs = tuple([r for r in page.runs if await self._allowed(principal, "get", r)])
@@ -252,8 +263,16 @@ class Api:
         if run.status.terminal and not (await self.rk.logs(run.id, after=after, limit=1)).entries:
             return Response(status_code=204)  # already ended: EventSource stops on 204
         settings = self.config.stream
+        # Anonymous callers share one allowance; a principal's is keyed by kind and id.
+        key = None if principal is None else (principal.kind, principal.id)
+        refusal = self.hub.slots.refusal(key)
+        if refusal is not None:
+            raise HttpError(429, refusal, {"Retry-After": str(settings.busy_retry_after)})
         return EventStreamResponse(
-            self.hub.events(run.id, after.seq), send_timeout=settings.send_timeout
+            self.hub.events(run.id, after.seq),
+            send_timeout=settings.send_timeout,
+            companion=self.hub.serve,
+            on_close=self.hub.slots.take(key),
         )
 
     async def list_kinds(self, request: Request, principal: Principal | None) -> Response:
@@ -269,6 +288,34 @@ class Api:
 _KEY_HEADER = ("header", "idempotency-key")
 #: The core's bound of keys and names (docs/http.md), checked here where the value is HTTP's.
 _MAX_KEY = 255
+
+
+def _in_tenant(principal: Principal | None, run: Run | None) -> bool:
+    """A tenant's principal sees only its tenant's runs (the rest answer 404)."""
+    return (
+        run is None
+        or principal is None
+        or principal.tenant is None
+        or (run.tenant == principal.tenant)
+    )
+
+
+def _within_budget(page: RunPage, max_bytes: int) -> RunPage:
+    """``page`` cut short once its runs' JSON passes ``max_bytes`` (definitions up to 1 MiB
+    each would make a 100-run page 100 MiB). The answer's ``limit`` becomes the runs it
+    holds, so ``offset + limit`` still names the next page and ``hasNext`` stays true."""
+    size = 0
+    for i, run in enumerate(page.runs):
+        size += _json_size(run)
+        if size > max_bytes and i > 0:
+            return attrs.evolve(page, runs=page.runs[:i], limit=i)
+    return page
+
+
+def _json_size(run: Run) -> int:
+    """About the bytes ``run`` takes on the wire: its free-form fields, plus the rest."""
+    fields = (run.definition, run.progress, run.result, run.error)
+    return 1024 + sum(len(json.dumps(f, separators=(",", ":"))) for f in fields if f)
 
 
 def _run_id(request: Request) -> UUID:

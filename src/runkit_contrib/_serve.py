@@ -1,8 +1,9 @@
 """``runkit serve``: the API (and optionally workers) under uvicorn, on a database that is
 created and migrated on first start, and the key store its API keys live in.
 
-API keys: ``RUNKIT_API_KEYS`` (comma-separated) when set. Otherwise the key store, one
-``<name> <sha256 hex>`` line a key, lives beside the database it guards:
+API keys: ``RUNKIT_API_KEYS`` (comma-separated, each an ``admin``) when set. Otherwise the
+key store (:mod:`._keystore`: salted hashes, roles, tenants) lives beside the database it
+guards:
 
 * a SQLite file ``<dir>/<file>`` has ``<dir>/<file>.api-keys`` (``runkit.db.api-keys``);
 * any other database (PostgreSQL, ``memory://``, a SQLite in memory) has a file in
@@ -11,15 +12,15 @@ API keys: ``RUNKIT_API_KEYS`` (comma-separated) when set. Otherwise the key stor
   (never its user or password);
 * ``RUNKIT_KEY_FILE`` names the file instead.
 
-When the store holds no key, a key is generated on start, only its hash is written (mode
-0600) and the key itself is printed once. ``runkit keys create`` adds more.
+When the store holds no active key, an ``admin`` key is generated on start, only its hash
+is kept (mode 0600) and the key itself is shown once (see :func:`load_api_keys`). ``runkit
+keys create|list|revoke`` manage the rest; a running server sees changes within a second.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import secrets
 import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -31,18 +32,29 @@ import attrs
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from runkit import ConfigurationError, Runkit, Settings
+from runkit import Runkit, Settings
 
 from ._app import asgi_app
-from ._auth import ApiKeys, hash_key
+from ._auth import ApiKeys, Authenticator
+from ._keystore import KeyStore, create_key, read_keys
 from ._lifespan import lifespan
+from ._limits import (
+    REQUEST_TIMEOUT,
+    ConnectionGate,
+    HeadHook,
+    ServeLimits,
+    limit_log_volume,
+    log_limits,
+    open_file_limit,
+    raise_open_file_limit,
+    uvicorn_options,
+)
 
 DEFAULT_DATABASE = "sqlite:///runkit.db"
 KEYS_ENV = "RUNKIT_API_KEYS"
 KEY_FILE_ENV = "RUNKIT_KEY_FILE"
 KEY_FILE_SUFFIX = ".api-keys"
-_HEADER = "# runkit API key hashes, one a line: <name> <sha256 hex>\n"
-_KEY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@:+-]{0,127}")
+FIRST_KEY_SUFFIX = ".first-key"
 _DEFAULT_PORTS = {"postgresql": 5432, "postgres": 5432}
 
 
@@ -99,65 +111,52 @@ def key_file_for(url: str, env: Mapping[str, str] | None = None) -> Path:
     return Path(config) / "runkit" / (_store_name(url) + KEY_FILE_SUFFIX)
 
 
-def read_key_file(path: Path) -> dict[str, str]:
-    """``{name: sha256 hex}`` of a key store; a malformed line is an error naming it."""
-    hashes: dict[str, str] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        text = line.strip()
-        if not text or text.startswith("#"):
-            continue
-        name, _, digest = text.partition(" ")
-        digest = digest.strip().lower()
-        if not digest or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-            raise ConfigurationError(f"{path}:{number}: expected '<name> <sha256 hex>'")
-        if name in hashes:
-            raise ConfigurationError(f"{path}:{number}: key name {name!r} appears twice")
-        hashes[name] = digest
-    return hashes
-
-
-def create_key(path: Path, name: str | None = None) -> tuple[str, str]:
-    """A new key: its hash appended to the store at ``path`` (created with mode 0600, its
-    directory 0700, if missing). Returns ``(name, key)``; the key exists nowhere else."""
-    key = "rk_" + secrets.token_urlsafe(32)  # 256 bits
-    digest = hash_key(key)
-    name = name or f"key-{digest[:12]}"
-    if not _KEY_NAME.fullmatch(name):
-        raise ConfigurationError(
-            f"invalid key name {name!r}: letters, digits and ._@:+- (no spaces), up to 128"
-        )
-    if path.exists() and name in read_key_file(path):
-        raise ConfigurationError(f"a key named {name!r} is already in {path}")
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    with os.fdopen(fd, "a", encoding="utf-8") as f:
-        if os.fstat(f.fileno()).st_size == 0:
-            f.write(_HEADER)
-        f.write(f"{name} {digest}\n")
-    return name, key
-
-
 @attrs.frozen
 class KeySetup:
     """The keys a server accepts, where they came from, and the key generated on this
-    start (shown once), if any."""
+    start, if any: ``generated`` when it is to be printed (a terminal), else
+    ``generated_file``, the 0600 file it was written to instead of a log."""
 
-    keys: ApiKeys
+    keys: KeyStore | ApiKeys
     store: Path
     from_env: bool = False
     generated: str | None = None
+    generated_file: Path | None = None
 
 
-def load_api_keys(key_file: Path, env: Mapping[str, str]) -> KeySetup:
+def first_key_file(store: Path) -> Path:
+    return store.with_name(store.name + FIRST_KEY_SUFFIX)
+
+
+def load_api_keys(
+    key_file: Path, env: Mapping[str, str], *, interactive: bool | None = None
+) -> KeySetup:
+    """The keys of ``RUNKIT_API_KEYS`` (each an ``admin``), else the key store; an empty
+    store gets a first ``admin`` key. The key is shown once: on a terminal it is printed;
+    otherwise (output kept by systemd, docker or a file) it is written to a file beside the
+    store, mode 0600, for the operator to read and delete, and never to the output."""
     listed = [k.strip() for k in env.get(KEYS_ENV, "").split(",") if k.strip()]
     if listed:
-        return KeySetup(ApiKeys(listed), key_file, from_env=True)
-    hashes = read_key_file(key_file) if key_file.exists() else {}
-    generated = None
-    if not hashes:  # a server nobody can call is of no use: make the first key
-        name, generated = create_key(key_file, "default")
-        hashes = {name: hash_key(generated)}
-    return KeySetup(ApiKeys.from_hashes(hashes), key_file, generated=generated)
+        return KeySetup(ApiKeys(listed, roles={"admin"}), key_file, from_env=True)
+    if not any(k.revoked is None for k in read_keys(key_file)):
+        _, key = create_key(key_file, _first_name(key_file), roles={"admin"})
+        if interactive is None:
+            interactive = sys.stdout.isatty()
+        if interactive:
+            return KeySetup(KeyStore(key_file), key_file, generated=key)
+        path = first_key_file(key_file)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(key + "\n")
+        return KeySetup(KeyStore(key_file), key_file, generated_file=path)
+    return KeySetup(KeyStore(key_file), key_file)
+
+
+def _first_name(store: Path) -> str:
+    """``default``, or ``default-2``... when earlier defaults were revoked."""
+    taken = {k.id for k in read_keys(store)}
+    names = ("default", *(f"default-{i}" for i in range(2, len(taken) + 3)))
+    return next(n for n in names if n not in taken)
 
 
 def _display_host(host: str) -> str:
@@ -193,16 +192,22 @@ def banner(*, host: str, port: int, database: str, setup: KeySetup) -> str:
             f"  API keys:   {len(setup.keys)} from {KEYS_ENV} (the key store is not read "
             "while it is set)"
         )
+    elif setup.generated_file is not None:
+        lines += [
+            "",
+            "Generated an 'admin' API key. It is not printed, as this output may be kept: read",
+            f"it from {setup.generated_file} (mode 0600), then delete that file.",
+        ]
     elif setup.generated is None:
         count = len(setup.keys)
         lines += [
             f"  API keys:   {count} in the key store (only hashes: a key is shown once, when made)",
-            "              Another: runkit keys create --name NAME (same --database), then restart",
+            "              More: runkit keys create --role ROLE [--tenant T] (same --database)",
         ]
     else:
         lines += [
             "",
-            "Generated an API key (shown once; only its hash is kept in the key store):",
+            "Generated an 'admin' API key (shown once; only its hash is kept in the key store):",
             "",
             f"    {setup.generated}",
             "",
@@ -211,7 +216,7 @@ def banner(*, host: str, port: int, database: str, setup: KeySetup) -> str:
     return "\n".join(lines) + "\n"
 
 
-def build_server_app(runkit: Runkit, keys: ApiKeys, *, workers: int) -> Starlette:
+def build_server_app(runkit: Runkit, keys: Authenticator, *, workers: int) -> Starlette:
     """The API mounted at the root of an app whose lifespan opens runkit (and workers)."""
 
     @asynccontextmanager
@@ -222,19 +227,36 @@ def build_server_app(runkit: Runkit, keys: ApiKeys, *, workers: int) -> Starlett
     return Starlette(routes=[Mount("", app=asgi_app(runkit, auth=keys))], lifespan=server_lifespan)
 
 
-def http_protocol() -> type[Any]:
-    """uvicorn's h11 protocol, refusing ambiguous message framing.
+def http_protocol(limits: ServeLimits | None = None) -> type[Any]:
+    """uvicorn's h11 protocol, refusing ambiguous message framing, holding at most
+    ``limits.max_connections`` connections and closing those whose request head is late.
 
     A request with both ``Content-Length`` and ``Transfer-Encoding`` (or ``Transfer-Encoding``
     on HTTP/1.0) is how requests are smuggled past a proxy that frames them the other way.
     RFC 9112 (6.1, 6.3) lets a server refuse it and requires it to close the connection;
     h11 alone obeys ``Transfer-Encoding`` and keeps the connection open, and the app only
     sees the request once it is framed. This answers uvicorn's own 400 and closes. The
-    choice is fixed (never ``httptools``, even when installed) so the check always runs."""
+    choice is fixed (never ``httptools``, even when installed) so the checks always run.
+
+    ``limits`` (None: the defaults for this process's open-file limit; see ``_limits``): at
+    the cap, a new connection makes room by closing the one that has waited longest for a
+    request head, or is closed at once when every connection is busy with a request, so
+    ``accept()`` never runs the process out of descriptors. A request head must be complete
+    within ``header_timeout`` of the connection's opening or of the previous response's end
+    (uvicorn only times idle keep-alive connections, so a client sending nothing, or a head
+    a byte at a time, would hold its connection for ever); a late one is answered 408 if
+    part of a head came, and closed."""
     import h11
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
+    if limits is None or limits.max_connections is None:
+        limits = (limits or ServeLimits()).resolve(open_file_limit(), workers=0)
+    gate = ConnectionGate(limits)
+    keep_alive = limits.keep_alive_timeout
+
     class StrictConnection(h11.Connection):
+        on_request: HeadHook | None = None
+
         def next_event(self) -> Any:
             event = super().next_event()
             if isinstance(event, h11.Request):
@@ -242,6 +264,8 @@ def http_protocol() -> type[Any]:
                 chunked = b"transfer-encoding" in names
                 if chunked and (b"content-length" in names or event.http_version == b"1.0"):
                     raise h11.RemoteProtocolError("ambiguous message framing")
+                if self.on_request is not None:
+                    self.on_request()
             return event
 
     class StrictH11Protocol(H11Protocol):
@@ -251,7 +275,42 @@ def http_protocol() -> type[Any]:
             conn = (
                 StrictConnection(h11.SERVER) if size is None else StrictConnection(h11.SERVER, size)
             )
+            conn.on_request = self._head_received
             self.conn = conn
+            self.timeout_keep_alive = keep_alive  # type: ignore[assignment] # uvicorn: int
+
+        def connection_made(self, transport: Any) -> None:
+            if not gate.admit(self, len(self.connections)):
+                self.transport = transport  # connection_lost closes it
+                transport.close()
+                return
+            super().connection_made(transport)
+            gate.await_head(self, self.loop)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            gate.head_received(self)
+            super().connection_lost(exc)
+
+        def on_response_complete(self) -> None:
+            # Before uvicorn's: it reads a pipelined request head at once, if one came.
+            if not self.transport.is_closing():
+                gate.await_head(self, self.loop)
+            super().on_response_complete()
+
+        def _head_received(self) -> None:
+            gate.head_received(self)
+
+        def evict(self) -> None:
+            self.connections.discard(self)  # at once: the newcomer takes its place
+            self.transport.close()
+
+        def head_timed_out(self) -> None:
+            gate.head_received(self)
+            if self.transport.is_closing():
+                return
+            if self.conn.trailing_data[0]:  # part of a head came: say why it is closed
+                self.transport.write(REQUEST_TIMEOUT)
+            self.transport.close()
 
     return StrictH11Protocol
 
@@ -264,12 +323,19 @@ def serve(
     workers: int = 0,
     out: TextIO | None = None,
     settings: Settings | None = None,
+    limits: ServeLimits | None = None,
 ) -> int:
+    """Serve until stopped; the exit code. ``limits``: the edge limits (docs/deploy.md),
+    their connection cap by default computed from the open-file limit, which is raised to
+    its hard limit first."""
     import uvicorn
 
     url = database_url(database)
     # First: a URL no backend takes fails before a key is made for it.
     runkit = Runkit(url, settings=settings)
+    # So do limits the open-file limit cannot hold.
+    descriptors = raise_open_file_limit()
+    edge = (limits or ServeLimits()).resolve(descriptors, workers=workers)
     setup = load_api_keys(key_file_for(url), os.environ)
     print(
         banner(host=host, port=port, database=url, setup=setup),
@@ -277,5 +343,15 @@ def serve(
         flush=True,
     )
     app = build_server_app(runkit, setup.keys, workers=workers)
-    uvicorn.run(app, host=host, port=port, log_level="info", ws="none", http=http_protocol())
-    return 0
+    options = uvicorn_options(edge)
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="info", ws="none", http=http_protocol(edge), **options
+    )
+    limit_log_volume()  # after uvicorn's Config, which sets up its log handlers
+    log_limits(edge, descriptors)
+    server = uvicorn.Server(config)
+    try:  # noqa: SIM105
+        server.run()
+    except KeyboardInterrupt:  # uvicorn raises the SIGINT it handled again, once stopped
+        pass
+    return 0 if server.started else 3  # uvicorn's STARTUP_FAILURE

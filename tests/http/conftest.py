@@ -19,6 +19,16 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest) -> str:
+    """A fresh store of each backend (the SQL ones from tests/sql_fixtures.py)."""
+    if request.param == "memory":
+        return "memory://"
+    name = "sqlite_url" if request.param == "sqlite" else "pg_url"
+    url: str = request.getfixturevalue(name)
+    return url
+
+
 @pytest.fixture
 async def runkit() -> AsyncIterator[Runkit]:
     async with Runkit("memory://", kinds=KINDS, autoload_plugins=False) as rk:

@@ -66,15 +66,6 @@ def _served(url: str, max_body_bytes: int = 1 << 20) -> Iterator[Call]:
         yield call
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest) -> str:
-    if request.param == "memory":
-        return "memory://"
-    name = "sqlite_url" if request.param == "sqlite" else "pg_url"
-    url: str = request.getfixturevalue(name)
-    return url
-
-
 @pytest.fixture
 def api(store_url: str, caplog: pytest.LogCaptureFixture) -> Iterator[Call]:
     """The API on the store; at teardown, no unhandled error was logged."""

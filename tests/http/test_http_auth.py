@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import httpx
@@ -143,8 +144,15 @@ async def test_api_keys_store_hashes_only() -> None:
     principal = await keys.authenticate(Credentials(api_key="k1"))
     assert principal is not None and principal.kind == "api_key"
     assert await keys.authenticate(Credentials(bearer="k2")) is None
-    same = ApiKeys.from_hashes(dict(keys._hashes))
+    # The principal id is the key's position, never derived from the key itself.
+    assert principal.id == "key-1" and principal.roles is None and principal.tenant is None
+    # Salted per process: two verifiers of one key keep different digests.
+    assert ApiKeys(["k1"])._hashes != keys._hashes
+    same = ApiKeys.from_hashes({"key-1": hashlib.sha256(b"k1").hexdigest()})
     assert await same.authenticate(Credentials(bearer="k1")) == principal
+    scoped = ApiKeys({"bot": "k1"}, roles={"read"}, tenant="acme")
+    bot = await scoped.authenticate(Credentials(bearer="k1"))
+    assert bot == Principal("bot", kind="api_key", roles=frozenset({"read"}), tenant="acme")
     assert "k1" not in repr(Credentials(bearer="k1"))
     with pytest.raises(ValueError):
         ApiKeys.from_hashes({"x": "not-a-hash"})

@@ -5,6 +5,7 @@ the key store are; a later start says a key exists and how to make another
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import subprocess
@@ -18,15 +19,8 @@ import httpx
 import pytest
 
 from runkit import ConfigurationError
-from runkit_contrib._auth import hash_key
-from runkit_contrib._serve import (
-    KeySetup,
-    banner,
-    create_key,
-    key_file_for,
-    load_api_keys,
-    read_key_file,
-)
+from runkit_contrib._keystore import create_key, read_keys, revoke_key
+from runkit_contrib._serve import KeySetup, banner, key_file_for, load_api_keys
 
 CLI = [sys.executable, "-m", "runkit_contrib._cli"]
 
@@ -72,47 +66,85 @@ def test_key_file_variable_overrides(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------ the store itself -------
-def test_first_start_generates_once_and_keeps_hashes_only(tmp_path: Path) -> None:
+def test_first_start_generates_once_and_keeps_salted_hashes_only(tmp_path: Path) -> None:
     store = tmp_path / "nested" / "runkit.db.api-keys"
-    first = load_api_keys(store, {})
+    first = load_api_keys(store, {}, interactive=True)
     key = first.generated
     assert key is not None and key.startswith("rk_") and len(first.keys) == 1
     text = store.read_text()
-    assert key not in text and hash_key(key) in text
+    assert key not in text and hashlib.sha256(key.encode()).hexdigest() not in text
+    [stored] = read_keys(store)
+    assert stored.id == "default" and stored.roles == {"admin"} and stored.matches(key)
     assert oct(store.stat().st_mode & 0o777) == "0o600"
+    assert oct(store.parent.stat().st_mode & 0o777) == "0o700"
     again = load_api_keys(store, {})
-    assert again.generated is None and len(again.keys) == 1
+    assert again.generated is None and again.generated_file is None and len(again.keys) == 1
     from_env = load_api_keys(store, {"RUNKIT_API_KEYS": "a, b,"})
     assert from_env.from_env and len(from_env.keys) == 2 and from_env.generated is None
 
 
+def test_first_key_off_a_terminal_goes_to_a_private_file_not_the_output(tmp_path: Path) -> None:
+    store = tmp_path / "runkit.db.api-keys"
+    setup = load_api_keys(store, {}, interactive=False)
+    assert setup.generated is None and setup.generated_file is not None
+    key = setup.generated_file.read_text().strip()
+    assert key.startswith("rk_") and read_keys(store)[0].matches(key)
+    assert oct(setup.generated_file.stat().st_mode & 0o777) == "0o600"
+    text = banner(host="127.0.0.1", port=1, database="sqlite:///x.db", setup=setup)
+    assert key not in text and str(setup.generated_file) in text
+
+
+def test_a_store_whose_keys_are_all_revoked_gets_a_new_first_key(tmp_path: Path) -> None:
+    store = tmp_path / "k"
+    load_api_keys(store, {}, interactive=True)
+    revoke_key(store, "default")
+    fresh = load_api_keys(store, {}, interactive=True)
+    assert fresh.generated is not None
+    assert [(k.id, k.revoked is None) for k in read_keys(store)] == [
+        ("default", False),
+        ("default-2", True),
+    ]
+
+
 def test_create_key_appends(tmp_path: Path) -> None:
     store = tmp_path / "runkit.db.api-keys"
-    name, key = create_key(store, "deploy-bot")
-    assert name == "deploy-bot" and key.startswith("rk_")
-    other_name, other = create_key(store)
-    assert other_name == f"key-{hash_key(other)[:12]}"
-    assert read_key_file(store) == {"deploy-bot": hash_key(key), other_name: hash_key(other)}
-    assert key not in store.read_text() and other not in store.read_text()
+    stored, key = create_key(store, "deploy-bot")
+    assert stored.id == "deploy-bot" and key.startswith("rk_") and stored.roles == {"operate"}
+    other, other_key = create_key(store, roles=["read"], tenant="acme")
+    # A random id: never derived from the key (a weak one could be guessed offline).
+    assert (
+        other.id.startswith("key-")
+        and other.id[4:] not in hashlib.sha256(other_key.encode()).hexdigest()
+    )
+    assert [k.id for k in read_keys(store)] == ["deploy-bot", other.id]
+    assert read_keys(store)[1].tenant == "acme" and read_keys(store)[1].matches(other_key)
+    assert key not in store.read_text() and other_key not in store.read_text()
     assert oct(store.stat().st_mode & 0o777) == "0o600"
     with pytest.raises(ConfigurationError, match="already"):
         create_key(store, "deploy-bot")
-    with pytest.raises(ConfigurationError, match="invalid key name"):
+    with pytest.raises(ConfigurationError, match="invalid key id"):
         create_key(store, "two words")
+    with pytest.raises(ConfigurationError, match="unknown role"):
+        create_key(store, "x", roles=["root"])
+    with pytest.raises(ConfigurationError, match="invalid tenant"):
+        create_key(store, "y", tenant="a b")
     assert len(load_api_keys(store, {}).keys) == 2
 
 
 def test_malformed_store_names_the_line(tmp_path: Path) -> None:
     store = tmp_path / "keys"
-    store.write_text("# comment\nok " + "a" * 64 + "\nbroken\n")
+    store.write_text("# comment\nok " + "a" * 64 + "\nbroken roles\n")
     with pytest.raises(ConfigurationError, match=r"keys:3"):
-        read_key_file(store)
+        read_keys(store)
+    store.write_text("ok roles=read hash=md5$00$11\n")
+    with pytest.raises(ConfigurationError, match=r"keys:1: hash must be"):
+        read_keys(store)
 
 
 # ------------------------------------------------------------------ the banner -------------
 def test_banner_says_where_everything_is(tmp_path: Path) -> None:
     store = tmp_path / "runkit.db.api-keys"
-    first = load_api_keys(store, {})
+    first = load_api_keys(store, {}, interactive=True)
     text = banner(host="0.0.0.0", port=8123, database="sqlite:///runkit.db", setup=first)
     assert "http://127.0.0.1:8123/api/v1" in text
     assert "http://127.0.0.1:8123/docs" in text
@@ -183,6 +215,15 @@ def _printed_key(lines: list[str]) -> str | None:
     return keys[0] if keys else None
 
 
+def _first_key(tmp_path: Path, lines: list[str]) -> str:
+    """The key a first start made: the output is a pipe, not a terminal, so the key is in
+    a private file the banner names, never in the output."""
+    assert _printed_key(lines) is None, lines
+    path = tmp_path / "runkit.db.api-keys.first-key"
+    assert str(path) in "".join(lines)
+    return path.read_text().strip()
+
+
 @pytest.mark.timeout(120)
 def test_serve_starts_and_authenticates(tmp_path: Path) -> None:
     port = _free_port()
@@ -191,8 +232,7 @@ def test_serve_starts_and_authenticates(tmp_path: Path) -> None:
     with serving(tmp_path, port) as lines:
         text = "".join(lines)
         assert f"{base}/api/v1" in text and f"{base}/docs" in text and str(store) in text
-        key = _printed_key(lines)
-        assert key, text
+        key = _first_key(tmp_path, lines)
         runs = f"{base}/api/v1/action-runs"
         assert httpx.get(runs, headers={"X-API-Key": key}).status_code == 200
         assert httpx.get(runs).status_code == 401
@@ -200,7 +240,8 @@ def test_serve_starts_and_authenticates(tmp_path: Path) -> None:
         assert home.status_code == 307 and home.headers["location"] == "/docs"
         assert httpx.get(f"{base}/docs").status_code == 200
     assert (tmp_path / "runkit.db").exists()
-    assert read_key_file(store) == {"default": hash_key(key)}
+    assert [k.id for k in read_keys(store)] == ["default"] and read_keys(store)[0].matches(key)
+    assert oct((tmp_path / "runkit.db").stat().st_mode & 0o777) == "0o600"
     assert not (tmp_path / "runkit-api-keys").exists()  # nothing loose in the directory
 
     created = subprocess.run(
@@ -213,7 +254,7 @@ def test_serve_starts_and_authenticates(tmp_path: Path) -> None:
     )
     second = _printed_key(created.stdout.splitlines())
     assert second and second != key and str(store) in created.stdout
-    assert set(read_key_file(store)) == {"default", "ci"}
+    assert [k.id for k in read_keys(store)] == ["default", "ci"]
 
     with serving(tmp_path, port) as lines:
         text = "".join(lines)

@@ -9,8 +9,10 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
+import attrs
+
 from . import inputs, moves
-from .errors import IdempotencyConflict
+from .errors import IdempotencyConflict, ValidationError
 from .idempotency import IdempotencyPolicy, fingerprint, scope_key
 from .kind import Kind, KindChecks
 from .models import Created, NewLogEntry, Principal, Run
@@ -32,11 +34,16 @@ def new_run(
     principal: Principal | None = None,
     execute: bool = False,
     checks: KindChecks | None = None,
+    bounds_checked: bool = False,
 ) -> tuple[Run, list[NewLogEntry]]:
     """The run a create makes (in ``pending``, or ``queued`` with ``execute``), validated,
     and its first audit entries. ``limits`` are the per-key concurrency limits (default 1);
-    ``checks`` serve the kind's own create-time ``check``, if it has one."""
-    definition = {} if definition is None else inputs.definition(definition)
+    ``checks`` serve the kind's own create-time ``check``, if it has one;
+    ``bounds_checked``: the caller checked ``inputs.definition`` already (off the loop)."""
+    if definition is None:
+        definition = {}
+    elif not bounds_checked:
+        definition = inputs.definition(definition)
     config = spec.validate(definition)
     if spec.check is not None:
         if checks is None:
@@ -66,11 +73,25 @@ def new_run(
         trigger_method=principal.trigger_method if principal else "api",
         trigger_source_type=principal.trigger_source_type if principal else None,
         trigger_source_id=principal.id if principal else None,
+        tenant=principal.tenant if principal else None,
         idempotency_scope=scope_key(idempotency, idem, spec.name, principal) if idem else None,
         fingerprint=fingerprint(spec.name, definition, parent, action_id) if idem else None,
     )
     actor = principal.id if principal else None
     return moves.created(run, execute=execute, actor=actor, now=now)
+
+
+def under(run: Run, parent: Run | None) -> Run:
+    """``run`` as a child of ``parent`` (None: not found), which must exist and, for a run
+    of a tenant, be that tenant's (another tenant's run is as good as missing to it). A run
+    of no tenant joins its parent's."""
+    if parent is None or (run.tenant is not None and parent.tenant != run.tenant):
+        raise ValidationError.at(
+            ("parent_action_run_id",),
+            f"parent run {run.parent_action_run_id} not found",
+            "not_found",
+        )
+    return attrs.evolve(run, tenant=parent.tenant) if run.tenant is None else run
 
 
 def replay(existing: Run, request: Run) -> Created:

@@ -41,9 +41,12 @@ def fingerprint(kind: str, definition: Any, parent: UUID | None, action_id: str 
 
 
 def scope_key(policy: IdempotencyPolicy, key: str, kind: str, principal: Principal | None) -> str:
+    # A tenant's keys never meet another tenant's, whatever the scope: a replay would hand
+    # one tenant the other's run.
+    tenant = f"t:{principal.tenant}:" if principal is not None and principal.tenant else ""
     if policy.scope == "global":
-        return f"g:{key}"
+        return f"{tenant}g:{key}"
     if policy.scope == "kind":
-        return f"k:{kind}:{key}"
+        return f"{tenant}k:{kind}:{key}"
     who = f"{principal.kind}/{principal.id}" if principal else "-"
-    return f"p:{who}:{key}"
+    return f"{tenant}p:{who}:{key}"

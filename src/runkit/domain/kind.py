@@ -241,6 +241,28 @@ def _secret_paths(kind: Kind, owner: str) -> frozenset[tuple[str, ...]]:
     return paths
 
 
+def _collect(value: Any, path: tuple[str, ...], found: list[str]) -> None:
+    """Every string at ``path`` in ``value`` (``*``: every key or item), at any depth below."""
+    if not path:
+        if isinstance(value, str):
+            found.append(value)
+        elif isinstance(value, Mapping):
+            for item in value.values():
+                _collect(item, (), found)
+        elif isinstance(value, list):
+            for item in value:
+                _collect(item, (), found)
+        return
+    head, rest = path[0], path[1:]
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if head in ("*", key):
+                _collect(item, rest, found)
+    elif isinstance(value, list) and head == "*":
+        for item in value:
+            _collect(item, rest, found)
+
+
 class KindRegistry:
     """The kinds a Runkit knows, filled through the ``runkit_register_kinds`` hook."""
 
@@ -288,6 +310,17 @@ class KindRegistry:
         ``"[redacted]"`` (a copy; the stored definition, which the executor gets, is intact)."""
         paths = self._secret_paths.get(run.kind)
         return mask_fields(run.definition, paths) if paths else dict(run.definition)
+
+    def secret_values(self, run: Run) -> tuple[str, ...]:
+        """The strings at ``run``'s kind's ``secret_fields`` (what its logs, error, progress
+        and result must never show, wherever the executor puts them)."""
+        paths = self._secret_paths.get(run.kind)
+        if not paths:
+            return ()
+        found: list[str] = []
+        for path in paths:
+            _collect(run.definition, path, found)
+        return tuple(found)
 
     def owner(self, name: str) -> str | None:
         return self._owners.get(name)

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -14,6 +14,10 @@ from .cursor import Cursor
 from .states import Status
 
 JSON = dict[str, Any]
+
+
+def _roles(value: Iterable[str] | None) -> frozenset[str] | None:
+    return None if value is None else frozenset(value)
 
 
 @attrs.frozen
@@ -27,6 +31,13 @@ class Principal:
     id: str
     kind: str = "user"  # "user" | "api_key" | "system"
     groups: frozenset[str] = frozenset()
+    #: What the principal may do at the HTTP edge (``read``, ``operate``, ``approve``,
+    #: ``admin``; see ``runkit_contrib``'s roles). None: no built-in limit, the host's
+    #: ``authorize`` hook alone decides (principals a host's own authenticator makes).
+    roles: frozenset[str] | None = attrs.field(default=None, converter=_roles)
+    #: The tenant whose runs alone it sees and touches; None: every run. Runs it creates
+    #: belong to this tenant, and so do their children.
+    tenant: str | None = None
 
     @property
     def trigger_method(self) -> str:
@@ -80,6 +91,9 @@ class Run:
     trigger_source_type: str | None = None
     #: The id of that key or user.
     trigger_source_id: str | None = None
+    #: The tenant the run belongs to (its creator's, or its parent's); None: no tenant.
+    #: Principals of a tenant see only its runs. Not part of the wire resource.
+    tenant: str | None = None
     #: The first claim by a worker.
     started_at: datetime | None = None
     #: When the run reached a terminal status.
@@ -202,6 +216,8 @@ class RunQuery:
     kind: str | None = None
     status: Status | None = None
     parent_action_run_id: UUID | None = None
+    #: Only runs of this tenant (None: runs of every tenant and of none).
+    tenant: str | None = None
     limit: int = 100
     offset: int = 0
     #: Creation order instead of newest first (a parent's children are listed so).

@@ -83,6 +83,9 @@ _OWN = tuple(
 )
 #: Found values this long are redacted wherever else they occur in the same string.
 _REPEATED = 8
+#: Values known to be secret (a kind's secret fields) this long are masked wherever they
+#: occur; shorter ones would mask ordinary words.
+_KNOWN = 4
 
 
 @functools.cache
@@ -139,10 +142,35 @@ def redact_text(text: str, secrets: Collection[str] = ()) -> str:
                 parts += (text[at:start], REDACTED)
             at = end
         text = "".join(parts) + text[at:]
-        secrets = [*secrets, *found]
-    for value in sorted({s for s in secrets if len(s) >= _REPEATED}, key=len, reverse=True):
+        text = _replace(text, {s for s in found if len(s) >= _REPEATED})
+    return _replace(text, _known(secrets))
+
+
+def _known(secrets: Collection[str]) -> set[str]:
+    # Known secrets are masked from a shorter length than found ones: they are certain.
+    return {s for s in secrets if len(s) >= _KNOWN}
+
+
+def _replace(text: str, values: Collection[str]) -> str:
+    for value in sorted(values, key=len, reverse=True):  # the longest first: no half-masks
         text = text.replace(value, REDACTED)
     return text
+
+
+def mask_values(value: Any, secrets: Collection[str]) -> Any:
+    """``value`` (JSON) with every occurrence of the known ``secrets`` in its strings
+    replaced, and nothing else changed (for results and progress, whose keys are the
+    executor's own and not guessed at)."""
+    known = _known(secrets)
+    if not known:
+        return value
+    if isinstance(value, str):
+        return _replace(value, known)
+    if isinstance(value, Mapping):
+        return {k: mask_values(v, known) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [mask_values(v, known) for v in value]
+    return value
 
 
 def redact_value(value: Any, secrets: Collection[str] = ()) -> Any:
@@ -204,8 +232,8 @@ def clean(entry: NewLogEntry, secrets: Collection[str] = ()) -> NewLogEntry:
     return attrs.evolve(entry, message=message, event=event, data=data)
 
 
-def clean_all(entries: Iterable[NewLogEntry]) -> list[NewLogEntry]:
-    return [clean(e) for e in entries]
+def clean_all(entries: Iterable[NewLogEntry], secrets: Collection[str] = ()) -> list[NewLogEntry]:
+    return [clean(e, secrets) for e in entries]
 
 
 def mask_fields(definition: Mapping[str, Any], paths: Iterable[tuple[str, ...]]) -> dict[str, Any]:

@@ -184,7 +184,9 @@ class AttemptContext:
             # A child is started on behalf of whoever started its parent: the same trigger,
             # so an approval gate's four-eyes rule still knows who asked.
             kwargs["principal"] = Principal(
-                self.run.trigger_source_id, kind=self.run.trigger_source_type or "user"
+                self.run.trigger_source_id,
+                kind=self.run.trigger_source_type or "user",
+                tenant=self.run.tenant,
             )
         if "idempotency_key" in kwargs:
             raise TypeError("start_child: pass step= or idempotency_key=, not both")

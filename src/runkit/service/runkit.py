@@ -25,7 +25,6 @@ from ..domain.errors import (
     IllegalTransition,
     NotAllowed,
     RunNotFound,
-    ValidationError,
 )
 from ..domain.idempotency import IdempotencyPolicy
 from ..domain.kind import Kind, KindRegistry
@@ -147,11 +146,13 @@ class Runkit:
         kind: str | None = None,
         status: Status | str | None = None,
         parent_action_run_id: UUID | str | None = None,
+        tenant: str | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> RunPage:
         """Runs matching every filter given, newest first; a parent's children (filter
-        ``parent_action_run_id``) in the order they were created."""
+        ``parent_action_run_id``) in the order they were created. ``tenant``: that tenant's
+        runs only (None: every run)."""
         query = RunQuery(
             action_id=_inputs.optional_str(action_id, ("action_id",)),
             kind=_inputs.optional_str(kind, ("kind",)),
@@ -161,6 +162,7 @@ class Runkit:
             ),
             limit=_inputs.bounded_int(limit, ("limit",), 1, 100),
             offset=_inputs.bounded_int(offset, ("offset",), 0),
+            tenant=_inputs.optional_str(tenant, ("tenant",)),
             oldest_first=parent_action_run_id is not None,
         )
         runs, total = await self.store.list(query)
@@ -300,6 +302,9 @@ class Runkit:
         With an ``idempotency_key`` already used in its scope: the same request returns the
         existing run (``created`` False); a different one raises IdempotencyConflict.
         """
+        if large := _inputs.is_large(definition):  # bounds checked off the event loop
+            self.kinds.require(kind)  # an unknown kind is still the first problem
+            await anyio.to_thread.run_sync(_inputs.definition, definition)
         run, entries = self._build(
             kind,
             definition,
@@ -310,12 +315,10 @@ class Runkit:
             action_id=action_id,
             principal=principal,
             execute=execute,
+            bounds_checked=large,
         )
-        parent = run.parent_action_run_id
-        if parent is not None and await self.store.get(parent) is None:
-            raise ValidationError.at(
-                ("parent_action_run_id",), f"parent run {parent} not found", "not_found"
-            )
+        if run.parent_action_run_id is not None:
+            run = creating.under(run, await self.store.get(run.parent_action_run_id))
         for _ in range(CAS_ATTEMPTS):
             stored, created = await self.store.insert(run, entries)
             if created:

@@ -16,11 +16,14 @@ from ..domain import moves, waits
 from ..domain.errors import IllegalTransition, LeaseLost
 from ..domain.models import SYSTEM, Expect, Lease, LogEntry, NewLogEntry, Run, WorkerInfo
 from ..domain.moves import Report
-from ..domain.redact import clean_all, redact_value
+from ..domain.redact import clean_all, mask_values, redact_value
 from ..domain.states import LEASED, Action, Status
 from ..domain.waits import Wait
 from ..storage.base import Update, fence_expect
 from .mover import CAS_ATTEMPTS, Mover, iso
+
+#: Claimed runs whose secret values are remembered at most (a bound against leaks).
+_MAX_REMEMBERED = 10_000
 
 
 class WorkerOps:
@@ -33,6 +36,18 @@ class WorkerOps:
         self.kinds = mover.kinds
         self.settings = mover.settings
         self.wakeups = mover.wakeups
+        #: The values of each claimed run's secret definition fields, redacted from what its
+        #: executor reports; dropped when the attempt ends here.
+        self._secrets: dict[UUID, tuple[str, ...]] = {}
+
+    def _secret_values(self, run_id: UUID) -> tuple[str, ...]:
+        return self._secrets.get(run_id, ())
+
+    def _clean(self, run_id: UUID, entries: Iterable[NewLogEntry]) -> builtins.list[NewLogEntry]:
+        return clean_all(entries, self._secret_values(run_id))
+
+    def _done(self, run_id: UUID) -> None:
+        self._secrets.pop(run_id, None)
 
     async def claim(
         self, worker_id: str, limit: int, *, kinds: Iterable[str] | None = None
@@ -47,8 +62,13 @@ class WorkerOps:
             lease=self.settings.lease,
             kinds=frozenset(self.kinds.names() if kinds is None else kinds),
         )
+        if len(self._secrets) > _MAX_REMEMBERED:  # attempts that vanished without a report
+            self._secrets.clear()
         for run in runs:
             self.wakeups.logs_appended(run.id, local_only=True)
+            values = self.kinds.secret_values(run)
+            if values:
+                self._secrets[run.id] = values
         return runs
 
     # ---------------------------------------------------------------- worker registry -----
@@ -143,6 +163,8 @@ class WorkerOps:
                 )
             except (LeaseLost, IllegalTransition) as exc:
                 results[i] = exc
+        for r in reports:
+            self._done(r.lease.run_id)
         return [r for r in results if r is not None]
 
     async def _report_one(self, report: Report) -> Run:
@@ -159,12 +181,14 @@ class WorkerOps:
         logs: Sequence[NewLogEntry] = (),
         known: Run | None = None,
     ) -> Report:
+        secrets = self._secret_values(lease.run_id)
+        shown = mask_values(dict(result or {}), secrets)
         return Report(
             lease,
             Action.COMPLETE,
             "completed",
-            {"result": dict(result or {})},
-            tuple(clean_all(logs)),
+            {"result": shown},
+            tuple(self._clean(lease.run_id, logs)),
             known,
         )
 
@@ -181,7 +205,7 @@ class WorkerOps:
         """A failed attempt: back to the queue until ``retry_at`` if given (the engine decides
         from the kind's retry policy; ``retryCount + 1``), else ``failed`` with ``reason``.
         Either way an ``attempt.failed`` entry records the error in the run's log."""
-        error = redact_value(dict(error))
+        error = redact_value(dict(error), self._secret_values(lease.run_id))
         note = NewLogEntry(
             f"attempt {lease.attempt} failed: {str(error.get('message', ''))[:200]}",
             level="error",
@@ -190,7 +214,7 @@ class WorkerOps:
             occurred_at=self.clock.now(),
             attempt=lease.attempt,
         )
-        notes = (*clean_all(logs), note)
+        notes = (*self._clean(lease.run_id, logs), note)
         if retry_at is not None:
             extra = {"error": error, "not_before": retry_at}
             return Report(lease, Action.REQUEUE, "retrying", extra, notes, known)
@@ -236,7 +260,7 @@ class WorkerOps:
             Action.WAIT,
             reason="waiting",
             extra={"wait": wait.to_json()},
-            notes=clean_all(logs),
+            notes=self._clean(lease.run_id, logs),
             deadline=waits.deadline(wait, now, self.settings.wait_recheck),
         )
         # A child that finished after the executor looked, but before this move committed,
@@ -246,18 +270,21 @@ class WorkerOps:
 
     async def stopped(self, lease: Lease, *, logs: Sequence[NewLogEntry] = ()) -> Run:
         """The executor stopped after a cancel or pause request."""
-        return await self._report(lease, Action.STOPPED, reason="stopped", notes=clean_all(logs))
+        notes = self._clean(lease.run_id, logs)
+        self._done(lease.run_id)
+        return await self._report(lease, Action.STOPPED, reason="stopped", notes=notes)
 
     async def release(self, lease: Lease, *, logs: Sequence[NewLogEntry] = ()) -> Run:
         """Graceful shutdown: hand the run back without counting an interrupt."""
-        return await self._report(
-            lease, Action.RELEASE, reason="worker shutdown", notes=clean_all(logs)
-        )
+        notes = self._clean(lease.run_id, logs)
+        self._done(lease.run_id)
+        return await self._report(lease, Action.RELEASE, reason="worker shutdown", notes=notes)
 
     async def append_logs(
         self, lease: Lease, entries: Sequence[NewLogEntry]
     ) -> builtins.list[LogEntry]:
-        stored = await self.store.append_logs(lease.run_id, clean_all(entries), fence=lease)
+        cleaned = self._clean(lease.run_id, entries)
+        stored = await self.store.append_logs(lease.run_id, cleaned, fence=lease)
         if stored is None:
             raise LeaseLost(lease.run_id, lease.attempt)
         self.wakeups.logs_appended(lease.run_id)
@@ -273,10 +300,12 @@ class WorkerOps:
     ) -> Run:
         """Replace the run's progress (and checkpoint), with ``logs`` appended in the same
         transaction: one commit where a flush and an update would take two."""
-        changes: dict[str, Any] = {"progress": dict(progress), "updated_at": self.clock.now()}
+        secrets = self._secret_values(lease.run_id)
+        shown = mask_values(dict(progress), secrets)
+        changes: dict[str, Any] = {"progress": shown, "updated_at": self.clock.now()}
         if checkpoint is not None:
             changes["checkpoint"] = dict(checkpoint)
-        entries = clean_all(logs)
+        entries = self._clean(lease.run_id, logs)
         new = await self.store.update(lease.run_id, fence_expect(lease), changes, entries)
         if new is None:
             raise LeaseLost(lease.run_id, lease.attempt)

@@ -18,7 +18,7 @@ from ..domain.keys import occupancy, pick_claimable
 from ..domain.models import Expect, Lease, LogEntry, NewLogEntry, Run, RunQuery, WorkerInfo
 from ..domain.moves import claimed
 from ..domain.states import TERMINAL, Status
-from .base import Store, check_changes, fence_expect, materialize
+from .base import LogHead, Store, check_changes, fence_expect, materialize
 
 
 class MemoryStore(Store):
@@ -73,6 +73,7 @@ class MemoryStore(Store):
                 query.parent_action_run_id is None
                 or r.parent_action_run_id == query.parent_action_run_id
             )
+            and (query.tenant is None or r.tenant == query.tenant)
         ]
         matching.sort(key=lambda r: r.seq, reverse=not query.oldest_first)
         return matching[query.offset : query.offset + query.limit], len(matching)
@@ -163,6 +164,10 @@ class MemoryStore(Store):
         # ids are 1..n in list order, so the entry with id `after` sits at index after - 1.
         start = max(0, after)
         return logs[start : start + limit]
+
+    async def log_heads(self, run_ids: Collection[UUID]) -> dict[UUID, LogHead]:
+        runs = (self._runs.get(run_id) for run_id in run_ids)
+        return {r.id: LogHead(r.log_seq, r.status) for r in runs if r is not None}
 
     async def due(self, *, now: datetime, limit: int) -> builtins.list[Run]:
         found = [

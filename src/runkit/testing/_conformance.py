@@ -16,7 +16,7 @@ The suite runs under anyio (``pytest.mark.anyio``); define an ``anyio_backend`` 
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -24,47 +24,15 @@ import anyio
 import attrs
 import pytest
 
-from ..domain.models import Expect, Lease, NewLogEntry, Run, RunQuery, WorkerInfo
+from ..domain.models import Expect, Lease, Run, RunQuery, WorkerInfo
 from ..domain.moves import status_entry
 from ..domain.states import LEASED, Status
 from ..storage.base import Store, Update
-
-T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
-LEASE = timedelta(seconds=30)
-
-
-def make_run(**overrides: Any) -> Run:
-    """A valid run in ``pending`` (or as ``overrides`` say), not yet stored."""
-    fields: dict[str, Any] = {
-        "id": uuid4(),
-        "kind": "noop",
-        "status": Status.PENDING,
-        "created_at": T0,
-        "updated_at": T0,
-    }
-    fields.update(overrides)
-    return Run(**fields)
+from ._log_conformance import LogConformance
+from ._support import LEASE, T0, _lease, _queued, entry, make_run
 
 
-def entry(message: str, **kw: Any) -> NewLogEntry:
-    return NewLogEntry(message=message, occurred_at=kw.pop("occurred_at", T0), **kw)
-
-
-async def _queued(store: Store, n: int = 1, **overrides: Any) -> list[Run]:
-    out = []
-    for _ in range(n):
-        run, created = await store.insert(make_run(status=Status.QUEUED, **overrides), [])
-        assert created
-        out.append(run)
-    return out
-
-
-def _lease(run: Run) -> Lease:
-    assert run.lease_token is not None
-    return Lease(run.id, run.attempt, run.lease_token)
-
-
-class StoreConformance:
+class StoreConformance(LogConformance):
     """Every test here must pass for every backend."""
 
     pytestmark = pytest.mark.anyio
@@ -188,6 +156,20 @@ class StoreConformance:
         assert ids(by_parent) == {r.id for r in made if r.parent_action_run_id == parent.id}
         both, n = await store.list(RunQuery(kind="a", status=Status.QUEUED))
         assert ids(both) == {r.id for r in made[:3] if r.kind == "a"} and n == len(both)
+
+    async def test_list_by_tenant_sees_only_that_tenants_runs(self, store: Store) -> None:
+        acme = [(await store.insert(make_run(tenant="acme"), []))[0] for _ in range(3)]
+        other, _ = await store.insert(make_run(tenant="globex"), [])
+        untenanted, _ = await store.insert(make_run(), [])
+        assert (await store.get(acme[0].id)) == acme[0] and acme[0].tenant == "acme"
+        runs, total = await store.list(RunQuery(tenant="acme", limit=2))
+        assert [r.id for r in runs] == [acme[2].id, acme[1].id] and total == 3
+        runs, total = await store.list(RunQuery(tenant="globex"))
+        assert [r.id for r in runs] == [other.id] and total == 1
+        everything, total = await store.list(RunQuery())
+        assert total == 5 and untenanted.id in {r.id for r in everything}
+        none, total = await store.list(RunQuery(tenant="initech"))
+        assert none == [] and total == 0
 
     # ---------------------------------------------------------------- update (CAS) --------
     async def test_update_applies_changes_and_entries_when_expect_matches(
@@ -387,48 +369,6 @@ class StoreConformance:
         assert got1 is not None and got1.deadline_at == later + LEASE
         lost = await store.heartbeat([stale], now=later, lease=LEASE)
         assert lost == {r1.id: None}
-
-    # ---------------------------------------------------------------- logs ---------------
-    async def test_append_and_read_logs_with_cursor(self, store: Store) -> None:
-        run, _ = await store.insert(make_run(), [entry("created")])
-        stored = await store.append_logs(
-            run.id, [entry(f"line {i}", data={"i": i}, level="debug") for i in range(5)]
-        )
-        assert stored is not None and [e.seq for e in stored] == [2, 3, 4, 5, 6]
-        assert stored[0].data == {"i": 0} and stored[0].level == "debug"
-        page = await store.read_logs(run.id, after=2, limit=2)
-        assert [e.seq for e in page] == [3, 4]
-        assert [e.message for e in page] == ["line 1", "line 2"]
-        assert await store.read_logs(run.id, after=6, limit=10) == []
-        assert [e.seq for e in await store.read_logs(run.id, after=0, limit=100)] == list(
-            range(1, 7)
-        )
-        assert await store.append_logs(uuid4(), [entry("x")]) is None
-
-    async def test_fenced_append_writes_nothing_without_the_lease(self, store: Store) -> None:
-        await _queued(store, 1)
-        (run,) = await store.claim("w", 1, now=T0, lease=LEASE)
-        ok = await store.append_logs(run.id, [entry("mine", worker_id="w")], fence=_lease(run))
-        assert ok is not None and ok[0].attempt == 1 and ok[0].worker_id == "w"
-        stale = Lease(run.id, run.attempt, "stolen")
-        assert await store.append_logs(run.id, [entry("late")], fence=stale) is None
-        assert [e.message for e in await store.read_logs(run.id, after=1, limit=10)] == ["mine"]
-
-    async def test_log_ids_stay_monotonic_across_writers(self, store_twins: list[Store]) -> None:
-        run, _ = await store_twins[0].insert(make_run(), [])
-
-        async def writer(i: int) -> None:
-            s = store_twins[i % len(store_twins)]
-            for j in range(10):
-                await s.append_logs(run.id, [entry(f"{i}-{j}"), entry(f"{i}-{j}b")])
-
-        async with anyio.create_task_group() as tg:
-            for i in range(4):
-                tg.start_soon(writer, i)
-        logs = await store_twins[0].read_logs(run.id, after=0, limit=1000)
-        assert [e.seq for e in logs] == list(range(1, 81))
-        got = await store_twins[0].get(run.id)
-        assert got is not None and got.log_seq == 80
 
     # ---------------------------------------------------------------- due / occupancy ----
     async def test_due_finds_expired_deadlines_only(self, store: Store) -> None:

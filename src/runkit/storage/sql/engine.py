@@ -13,6 +13,7 @@ handler sleeps and polls, a Python lock hands over at once.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import threading
@@ -75,6 +76,8 @@ def build_engine(
             # their own empty database. The store's limiter runs one primitive at a time.
             args["check_same_thread"] = False
             kwargs["poolclass"] = StaticPool
+        else:
+            _create_private(u.database)
         engine = sa.create_engine(u, connect_args=args, hide_parameters=True, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas(busy_timeout, synchronous))
         return engine
@@ -99,6 +102,17 @@ def build_engine(
             hide_parameters=True,
         )
     raise ConfigurationError(f"unsupported SQL URL {u!r}: use sqlite:/// or postgresql+psycopg://")
+
+
+def _create_private(database: str | None) -> None:
+    """Create a new SQLite file readable by its owner alone (mode 0600): it holds run
+    definitions and results. SQLite gives its -wal and -shm files the database's mode. An
+    existing file keeps the mode its owner chose."""
+    if not database or database.startswith("file:"):
+        return  # a URI names its own options; SQLite creates it
+    # There already, or no such directory (SQLite then says so itself): nothing to do.
+    with contextlib.suppress(FileExistsError, FileNotFoundError, IsADirectoryError):
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def _sqlite_pragmas(busy_timeout: float, synchronous: Synchronous) -> Any:

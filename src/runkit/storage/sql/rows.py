@@ -52,6 +52,7 @@ def run_values(run: Run) -> dict[str, Any]:
         "checkpoint": run.checkpoint,
         "approvals": [dict(a) for a in run.approvals],
         "wait": run.wait,
+        "tenant": run.tenant,
     }
 
 
@@ -102,6 +103,7 @@ def row_to_run(row: SqlRow) -> Run:
         checkpoint=m["checkpoint"],
         approvals=tuple(m["approvals"]),
         wait=m["wait"],
+        tenant=m["tenant"],
     )
 
 

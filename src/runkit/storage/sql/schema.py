@@ -108,6 +108,7 @@ runs = sa.Table(
     sa.Column("checkpoint", sa.JSON(none_as_null=True), nullable=True),
     sa.Column("approvals", sa.JSON(), nullable=False),
     sa.Column("wait", sa.JSON(none_as_null=True), nullable=True),
+    sa.Column("tenant", sa.String(), nullable=True),
     sa.UniqueConstraint("id", name="runkit_runs_id_key"),
     sa.Index("runkit_runs_idempotency_scope_key", "idempotency_scope", unique=True),
     sa.Index("runkit_runs_queued_idx", "seq", postgresql_where=_QUEUED, sqlite_where=_QUEUED),
@@ -132,6 +133,7 @@ runs = sa.Table(
     sa.Index("runkit_runs_action_idx", "action_id", "seq"),
     sa.Index("runkit_runs_parent_idx", "parent_action_run_id", "seq"),
     sa.Index("runkit_runs_status_idx", "status", "seq"),
+    sa.Index("runkit_runs_tenant_idx", "tenant", "seq"),
     # AUTOINCREMENT: a deleted top seq is never handed out again, as in the memory store.
     sqlite_autoincrement=True,
 )

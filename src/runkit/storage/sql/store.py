@@ -12,7 +12,8 @@ Beyond the :class:`~runkit.storage.base.Store` contract the store offers:
   outbox: the run exists if and only if the host's transaction commits);
 * :meth:`SqlStore.wait_for_notifications` and :meth:`SqlStore.notify` (the optional
   ``NotificationListener`` and ``Notifier`` of ``storage.protocols``): PostgreSQL
-  LISTEN/NOTIFY wake-ups between processes. SQLite has no such channel: ``notify`` does
+  LISTEN/NOTIFY wake-ups between processes, payloads included (the log channel's name the
+  runs whose log grew). SQLite has no such channel: ``notify`` does
   nothing and the wait wakes on *any* commit by another connection, seen through ``PRAGMA
   data_version`` polled every 20 ms (``listen``, ``watch``; a hint: callers re-read).
 
@@ -38,8 +39,9 @@ from sqlalchemy.engine import Connection, Engine
 
 from ...domain.models import Expect, Lease, LogEntry, NewLogEntry, Run, RunQuery, WorkerInfo
 from ...domain.states import LEASED, TERMINAL, Status
-from ..base import Store, Update, check_changes, fence_expect
+from ..base import LogHead, Store, Update, check_changes, fence_expect
 from . import claim as _claim
+from . import reads as _reads
 from . import workers as _workers
 from .cas import cas, status_in
 from .engine import (
@@ -53,7 +55,7 @@ from .engine import (
 )
 from .insert import Inserter
 from .listen import Listening
-from .rows import row_to_run, rows_to_run_logs, stored_logs
+from .rows import row_to_run, stored_logs
 from .schema import logs, runs
 
 if TYPE_CHECKING:
@@ -75,30 +77,6 @@ _ANY = Expect(frozenset(Status))
 #: compiled cache is hit (a statement rebuilt per call costs more CPU than SQLite's work).
 _GET = sa.select(runs).where(runs.c.id == sa.bindparam("b_id", type_=runs.c.id.type))
 _INSERT_LOGS = sa.insert(logs)
-#: One page of a run's log: the run's ``seq`` is looked up first (a scalar subquery), so the
-#: page is an index range scan on the log key ``(run_seq, seq)`` on every page, the first
-#: included (a join on the UUID let PostgreSQL's planner pick a sequential scan).
-_LOG_PAGE = (
-    sa.select(
-        logs.c.seq,
-        logs.c.attempt,
-        logs.c.level,
-        logs.c.message,
-        logs.c.occurred_at,
-        logs.c.event,
-        logs.c.data,
-        logs.c.worker_id,
-    )
-    .where(
-        logs.c.run_seq
-        == sa.select(runs.c.seq)
-        .where(runs.c.id == sa.bindparam("b_id", type_=runs.c.id.type))
-        .scalar_subquery(),
-        logs.c.seq > sa.bindparam("b_after", type_=sa.Integer()),
-    )
-    .order_by(logs.c.seq)
-    .limit(sa.bindparam("b_limit", type_=sa.Integer()))
-)
 _EXISTS = sa.select(runs.c.seq).where(runs.c.id == sa.bindparam("b_id", type_=runs.c.id.type))
 _HEARTBEAT = (
     sa.update(runs)
@@ -243,6 +221,8 @@ class SqlStore(Store):
             where.append(runs.c.status == query.status.value)
         if query.parent_action_run_id is not None:
             where.append(runs.c.parent_action_run_id == query.parent_action_run_id)
+        if query.tenant is not None:
+            where.append(runs.c.tenant == query.tenant)
         page = (
             sa.select(runs)
             .where(*where)
@@ -416,9 +396,17 @@ class SqlStore(Store):
         return await self._call(functools.partial(self._read_logs, run_id, after, limit))
 
     def _read_logs(self, run_id: UUID, after: int, limit: int) -> builtins.list[LogEntry]:
-        params = {"b_id": run_id, "b_after": after, "b_limit": max(0, limit)}
         with self._tx.read() as conn:
-            return rows_to_run_logs(run_id, conn.execute(_LOG_PAGE, params))
+            return _reads.log_page(conn, run_id, after, limit)
+
+    async def log_heads(self, run_ids: Collection[UUID]) -> dict[UUID, LogHead]:
+        """One indexed ``IN`` a chunk of 500 runs, on one connection (``reads``)."""
+        wanted = sorted(set(run_ids))
+        return await self._call(functools.partial(self._log_heads, wanted)) if wanted else {}
+
+    def _log_heads(self, run_ids: builtins.list[UUID]) -> dict[UUID, LogHead]:
+        with self._tx.read() as conn:
+            return _reads.log_heads(conn, run_ids)
 
     async def due(self, *, now: datetime, limit: int) -> builtins.list[Run]:
         return await self._call(functools.partial(self._due, now, limit))
@@ -456,7 +444,9 @@ class SqlStore(Store):
         self, channels: Collection[str], timeout: float
     ) -> builtins.set[str]:
         """Wait up to ``timeout`` seconds for a signal on any of ``channels`` (see
-        :class:`~runkit.storage.sql.listen.Listening`): a hint to re-read the store."""
+        :class:`~runkit.storage.sql.listen.Listening`): a hint to re-read the store. On
+        PostgreSQL the answer is a :class:`~runkit.storage.protocols.Notifications` that
+        also carries each channel's payloads."""
         return await self._listening.wait(channels, timeout)
 
     # -- the worker registry (``_workers``) ----------------------------------------------
