@@ -9,7 +9,7 @@ so a kind module can be imported by the facade that loads it without an import c
 """
 
 from .domain.context import RunContext, SyncRunContext
-from .domain.kind import ApprovalPolicy, Kind, KindChecks, RetryPolicy
+from .domain.kind import ApprovalPolicy, Kind, KindChecks, RetryPolicy, not_blank
 from .domain.models import Run
 from .domain.signals import Fatal, ParkForApproval, Retryable
 from .hookspecs import hookimpl
@@ -26,4 +26,5 @@ __all__ = [
     "RunContext",
     "SyncRunContext",
     "hookimpl",
+    "not_blank",
 ]

@@ -226,6 +226,13 @@ class Kind:
         return structure_config(self.config, definition, loc)
 
 
+def not_blank(_: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    """An attrs validator for a config's text field: refuses one that is only whitespace
+    (the 422 names the field)."""
+    if not value.strip():
+        raise ValueError(f"{attribute.name} is blank")
+
+
 def _secret_paths(kind: Kind, owner: str) -> frozenset[tuple[str, ...]]:
     if isinstance(kind.secret_fields, str):  # type: ignore[unreachable]  # untyped callers
         raise ConfigurationError(f"{owner}: kind {kind.name!r}: secret_fields is a tuple of paths")

@@ -156,12 +156,39 @@ def open_sandbox(database: Path | None, root: Path, settings: DuckdbSettings) ->
     return con
 
 
+def open_read_only(database: Path, root: Path, settings: DuckdbSettings, alias: str) -> Any:
+    """A sandbox (in memory) with ``database`` attached read-only as ``alias`` and in use:
+    for the kinds that only read a file (explain_schema, generate_query, create_flashboard).
+    Give it to :func:`connect` as ``opener`` so they take turns with duckdb_transform."""
+    con = open_sandbox(None, root, settings)
+    try:
+        name = '"' + alias.replace('"', '""') + '"'
+        con.execute(f"ATTACH {_literal(str(database))} AS {name} (READ_ONLY)")
+        con.execute(f"USE {name}")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+Opener = Callable[[Path, Path, DuckdbSettings], Any]
+
+
 async def connect(
-    database: Path | None, root: Path, settings: DuckdbSettings, timeout: float, on_wait: Hook
+    database: Path | None,
+    root: Path,
+    settings: DuckdbSettings,
+    timeout: float,
+    on_wait: Hook,
+    *,
+    opener: Opener | None = None,
 ) -> tuple[Any, threading.Lock | None]:
     """The sandboxed connection, and the file's lock until it closes: DuckDB would give a
-    second connection in this process the first one's database, its settings locked. A file
-    in use (here or by another process) is waited for up to ``timeout``, ``on_wait`` once."""
+    second connection in this process the first one's database, its settings locked, and
+    refuses a file one of its instances has open to another ("Unique file handle
+    conflict"). A file in use (here or by another process) is waited for up to ``timeout``,
+    ``on_wait`` once. ``opener(database, root, settings)`` opens it (default:
+    :func:`open_sandbox` with the file as its database)."""
     deadline, waited = time.monotonic() + timeout, False
     with _file_locks_guard:
         lock = _file_locks.setdefault(str(database), threading.Lock()) if database else None
@@ -169,6 +196,8 @@ async def connect(
         why = f"{database and database.name} was in use by another run of this process"
         if lock is None or lock.acquire(blocking=False):
             try:
+                if opener is not None and database is not None:
+                    return await anyio.to_thread.run_sync(opener, database, root, settings), lock
                 return await anyio.to_thread.run_sync(open_sandbox, database, root, settings), lock
             except BaseException as exc:  # a cancel too: the lock must not stay taken
                 if lock is not None:

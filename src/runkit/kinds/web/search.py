@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 
+from ..selection import select
+
 if TYPE_CHECKING:
     from .exchange import Outbound
 
@@ -160,21 +162,6 @@ def providers() -> list[SearchProvider]:
 def select_provider() -> SearchProvider:
     """The provider ``web_search`` uses now; ValueError naming the setting when none is
     ready (a 422 at create time)."""
-    known = providers()
-    wanted = os.environ.get(PROVIDER_ENV, "").strip()
-    if wanted:
-        chosen = next((p for p in known if p.name == wanted), None)
-        if chosen is None:
-            names = ", ".join(sorted({p.name for p in known}))
-            raise ValueError(f"{PROVIDER_ENV}={wanted!r} is no search provider (known: {names})")
-        why = chosen.problem()
-        if why is not None:
-            raise ValueError(f"search provider {wanted!r} is not ready: {why}")
-        return chosen
-    problems = []
-    for provider in known:
-        why = provider.problem()
-        if why is None:
-            return provider
-        problems.append(f"{provider.name}: {why}")
-    raise ValueError("no web search provider is configured (" + "; ".join(problems) + ")")
+    return select(
+        providers(), PROVIDER_ENV, "search provider", nothing="no web search provider is configured"
+    )

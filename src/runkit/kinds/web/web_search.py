@@ -11,16 +11,11 @@ from typing import Any
 
 import attrs
 
-from ...authoring import Kind, RetryPolicy, RunContext
+from ...authoring import Kind, RetryPolicy, RunContext, not_blank
 from .common import HTTP_MODULES, require_extra
 
 MAX_QUERY_CHARS = 2000
 MAX_RESULTS = 50
-
-
-def _not_blank(_: Any, attribute: attrs.Attribute[Any], value: str) -> None:
-    if not value.strip():
-        raise ValueError("query is blank")
 
 
 @attrs.frozen
@@ -29,7 +24,7 @@ class WebSearchConfig:
 
     query: str = attrs.field(
         validator=attrs.validators.and_(
-            attrs.validators.min_len(1), attrs.validators.max_len(MAX_QUERY_CHARS), _not_blank
+            attrs.validators.min_len(1), attrs.validators.max_len(MAX_QUERY_CHARS), not_blank
         )
     )
     max_results: int = attrs.field(
