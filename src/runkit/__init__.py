@@ -2,6 +2,7 @@
 
 from .authoring import Fatal, ParkForApproval, Retryable, RunContext, SyncRunContext, hookimpl
 from .domain.clock import Clock, ManualClock, SystemClock
+from .domain.config_schema import config_schema
 from .domain.cursor import Cursor
 from .domain.errors import (
     ConfigurationError,
@@ -88,6 +89,7 @@ __all__ = [
     "Worker",
     "WorkerInfo",
     "camel",
+    "config_schema",
     "embedded_workers",
     "hookimpl",
     "run_workers",

@@ -1,6 +1,7 @@
-"""JSON Schema read from attrs classes: kind configurations, and the API's wire models.
+"""JSON Schema read from attrs classes: kind configurations (the core's
+:func:`runkit.config_schema`, re-exported here), and the API's wire models.
 
-Kind configurations (:func:`config_schema`): types map the obvious way (``int`` ->
+Kind configurations: types map the obvious way (``int`` ->
 integer, ``X | None`` -> anyOf with null, ``Literal`` and enums -> enum, nested attrs
 classes -> objects); field names are camelCase like the config converter's; a field
 without a default is required; extra keys are forbidden (the converter forbids them too).
@@ -17,7 +18,6 @@ its own in the document is referred to by ``$ref``, any other is written inline.
 from __future__ import annotations
 
 import collections.abc
-import contextlib
 import enum
 import types
 import typing
@@ -28,7 +28,9 @@ from uuid import UUID
 
 import attrs
 
-from runkit import camel
+from runkit import camel, config_schema
+
+__all__ = ["REF", "config_schema", "model_schema"]
 
 _SCALARS: dict[Any, dict[str, Any]] = {
     bool: {"type": "boolean"},
@@ -42,99 +44,6 @@ _SCALARS: dict[Any, dict[str, Any]] = {
 }
 _ARRAYS = (list, tuple, set, frozenset, collections.abc.Sequence, collections.abc.Set)
 _MAPPINGS = (dict, collections.abc.Mapping, collections.abc.MutableMapping)
-_BOUNDS = {">=": "minimum", ">": "exclusiveMinimum", "<=": "maximum", "<": "exclusiveMaximum"}
-
-
-def config_schema(cls: type[Any]) -> dict[str, Any]:
-    # String annotations (``from __future__ import annotations``) need resolving; a hint
-    # that cannot be resolved describes its field as "any value" instead of failing.
-    with contextlib.suppress(Exception):
-        attrs.resolve_types(cls)
-    properties: dict[str, Any] = {}
-    required: list[str] = []
-    for field in attrs.fields(cls):
-        schema = type_schema(field.type)
-        _apply_validator(schema, field.validator)
-        name = camel(field.name)
-        if field.default is attrs.NOTHING:
-            required.append(name)
-        elif not isinstance(field.default, attrs.Factory):  # type: ignore[arg-type]
-            default = _jsonable(field.default)
-            if default is not _SKIP:
-                schema["default"] = default
-        properties[name] = schema
-    out: dict[str, Any] = {
-        "type": "object",
-        "properties": properties,
-        "additionalProperties": False,
-    }
-    if required:
-        out["required"] = required
-    if cls.__doc__:
-        out["description"] = " ".join(cls.__doc__.split())
-    return out
-
-
-def type_schema(tp: Any) -> dict[str, Any]:
-    if tp in _SCALARS:
-        return dict(_SCALARS[tp])
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        return {"anyOf": [type_schema(a) for a in args]}
-    if origin is typing.Literal:
-        return {"enum": list(args)}
-    if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        return {"enum": [m.value for m in tp]}
-    if isinstance(tp, type) and attrs.has(tp):
-        return config_schema(tp)
-    if origin in _ARRAYS or tp in _ARRAYS:
-        if origin is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
-            return {"type": "array", "prefixItems": [type_schema(a) for a in args]}
-        items = type_schema(args[0]) if args else {}
-        return {"type": "array", "items": items}
-    if origin in _MAPPINGS or tp in _MAPPINGS:
-        values = type_schema(args[1]) if len(args) == 2 else {}
-        return {"type": "object", "additionalProperties": values}
-    return {}  # Any, or a type we cannot describe: any JSON value
-
-
-def _apply_validator(schema: dict[str, Any], validator: Any) -> None:
-    if validator is None:
-        return
-    for inner in getattr(validator, "_validators", ()):  # and_
-        _apply_validator(schema, inner)
-    if hasattr(validator, "validator") and type(validator).__name__ == "_OptionalValidator":
-        _apply_validator(schema, validator.validator)
-    op = getattr(validator, "compare_op", None)
-    if op in _BOUNDS:
-        schema[_BOUNDS[op]] = validator.bound
-    if hasattr(validator, "options"):
-        schema["enum"] = [o.value if isinstance(o, enum.Enum) else o for o in validator.options]
-    is_array = schema.get("type") == "array"
-    if hasattr(validator, "max_length"):
-        schema["maxItems" if is_array else "maxLength"] = validator.max_length
-    if hasattr(validator, "min_length"):
-        schema["minItems" if is_array else "minLength"] = validator.min_length
-    pattern = getattr(validator, "pattern", None)
-    if pattern is not None and hasattr(pattern, "pattern"):
-        schema["pattern"] = pattern.pattern
-
-
-_SKIP = object()
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, enum.Enum):
-        return value.value
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, tuple | list | frozenset):
-        items = [_jsonable(v) for v in value]
-        return _SKIP if any(i is _SKIP for i in items) else items
-    return _SKIP
-
-
 # ------------------------------------------------------------------ wire models -----------
 REF = "#/components/schemas/"
 

@@ -5,6 +5,8 @@ HTML (and XHTML) pages are extracted (:mod:`.extract`); ``text/*``, JSON and XML
 are returned as text; anything else (images, PDFs, archives) fails with
 ``UnsupportedContent``. A status other than 2xx fails with ``UnexpectedStatus`` (429 and 5xx
 retried). A page larger than ``maxBytes`` is cut there while downloading (``truncated``).
+The reading itself is :func:`.page.read_page`, shared with the kinds that read pages as a
+part of their work.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import anyio.to_thread
 import attrs
 
 from ...authoring import Kind, RetryPolicy, RunContext
@@ -27,9 +28,6 @@ from .common import (
 )
 
 FORMATS = ("markdown", "text", "html")
-ACCEPT = "text/html,application/xhtml+xml;q=0.9,text/plain;q=0.8,*/*;q=0.1"
-HTML_TYPES = frozenset({"text/html", "application/xhtml+xml", ""})
-TEXT_TYPES = frozenset({"application/json", "application/xml", "application/rss+xml"})
 
 
 @attrs.frozen
@@ -50,30 +48,18 @@ class FetchPageConfig:
 
 
 async def execute(ctx: RunContext) -> dict[str, Any]:
-    from .display import redact_url, size
-    from .errors import UnsupportedContent
-    from .exchange import Outbound, check_status
-    from .extract import decode_html, extract_page, extract_text
+    from .display import size
+    from .exchange import Outbound
+    from .page import read_page
 
     config: FetchPageConfig = ctx.definition
-    exchange = await Outbound(ctx).request(
-        "GET",
+    page = await read_page(
+        Outbound(ctx),
         config.url,
-        headers={"Accept": ACCEPT},
-        timeout=config.timeout_seconds,
+        fmt=config.format,
         max_bytes=config.max_bytes,
+        timeout=config.timeout_seconds,
     )
-    check_status(exchange)
-    kind, final_url = exchange.content_type, exchange.final_url
-    text = decode_html(exchange.body, exchange.charset)
-    if kind in HTML_TYPES:
-        # Parsing takes milliseconds (the first page ~100 ms): off the event loop, so the
-        # worker's heartbeats and other runs go on meanwhile.
-        page = await anyio.to_thread.run_sync(extract_page, text, final_url, config.format)
-    elif kind.startswith("text/") or kind in TEXT_TYPES or kind.endswith(("+json", "+xml")):
-        page = extract_text(text)
-    else:
-        raise UnsupportedContent(f"{redact_url(final_url)} is {kind}, not a page")
     await ctx.log(
         "info",
         f"extracted {config.format}: {size(len(page.content.encode()))}, "
@@ -81,13 +67,13 @@ async def execute(ctx: RunContext) -> dict[str, Any]:
         data={"format": config.format, "chars": len(page.content), "links": len(page.links)},
     )
     return {
-        "url": redact_url(config.url),
-        "finalUrl": redact_url(final_url),
-        "status": exchange.status,
+        "url": page.url,
+        "finalUrl": page.final_url,
+        "status": page.status,
         "title": page.title,
         "content": page.content,
         "links": page.links,
-        "truncated": exchange.truncated,
+        "truncated": page.truncated,
     }
 
 
