@@ -7,9 +7,9 @@ BIN := $(VENV)/bin
 # framework tools; developing (test, lint, bench) needs EXTRAS, a superset, and a later
 # `make test` installs the rest. Serving PostgreSQL needs RUNTIME_EXTRAS=http,postgres.
 RUNTIME_EXTRAS ?= http
-EXTRAS ?= postgres,http,test,frameworks,web,duckdb,files,dlt
+EXTRAS ?= postgres,http,test,frameworks,web,duckdb,files,dlt,llm,flashboard
 
-.PHONY: venv runtime demo serve worker test lint typecheck pytest bench bench-smoke clean
+.PHONY: venv runtime demo serve worker test lint typecheck pytest browser bench bench-smoke clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,8 +49,17 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
-pytest: venv
+pytest: venv browser
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# create_flashboard's dashboard is checked in a real headless Chromium (Debian's chromium
+# and chromium-driver); those tests fail, never skip, without it. Installed when missing
+# (root, or sudo without a password).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver; }
 
 test: lint typecheck pytest
 

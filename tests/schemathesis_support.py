@@ -41,6 +41,18 @@ WEB_DEFINITIONS: dict[str, dict[str, Any]] = {
         "pipelineName": "items",
         "datasetName": "raw",
     },
+    # The language-model kinds: valid definitions (the model is configured below; no run
+    # is executed here, so no model is ever asked).
+    "explain_schema": {"schema": "CREATE TABLE t (x INT)"},
+    "generate_query": {"question": "How many?", "schema": "CREATE TABLE t (x INT)"},
+    "call_agent": {"prompt": "What is runkit?", "tools": ["web_search"]},
+    "agent_search": {"question": "What is runkit?"},
+    "agent_fetch_page": {"url": "https://example.com/", "instruction": "the title"},
+    "create_flashboard": {
+        "title": "Sales",
+        "database": "warehouse/sales.duckdb",
+        "queries": [{"title": "n", "sql": "SELECT 1 AS n"}],
+    },
 }
 
 
@@ -48,6 +60,9 @@ WEB_DEFINITIONS: dict[str, dict[str, Any]] = {
 def search_provider(monkeypatch: pytest.MonkeyPatch) -> None:
     """web_search refuses creates (422) until a provider is configured; name one."""
     monkeypatch.setenv("RUNKIT_SEARCH_URL", "https://search.example.org/")
+    # ... and the language-model kinds until a model is; runs are created, never executed.
+    monkeypatch.setenv("RUNKIT_LLM_BASE_URL", "https://llm.example.org/v1")
+    monkeypatch.setenv("RUNKIT_LLM_MODEL", "m")
 
 
 def _is_uuid(value: Any) -> bool:

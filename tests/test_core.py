@@ -165,9 +165,10 @@ async def test_bad_input_is_a_typed_error_and_writes_nothing(
 async def test_unknown_kind_lists_known_kinds(rk: Runkit) -> None:
     with pytest.raises(
         ValidationError,
-        match="known kinds: approval_gate, call_automation, conditional_branch, dlt_extract, "
-        "duckdb_transform, fetch_page, file_sync, http_request, t_gate, t_noop, t_sleep, "
-        "web_search",
+        match="known kinds: agent_fetch_page, agent_search, approval_gate, call_agent, "
+        "call_automation, conditional_branch, create_flashboard, dlt_extract, "
+        "duckdb_transform, explain_schema, fetch_page, file_sync, generate_query, "
+        "http_request, t_gate, t_noop, t_sleep, web_search",
     ):
         await rk.create("no_such_kind")
 
@@ -563,6 +564,7 @@ PUBLIC_API = [
     "Worker",
     "WorkerInfo",
     "camel",
+    "config_schema",
     "embedded_workers",
     "hookimpl",
     "run_workers",

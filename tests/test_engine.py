@@ -419,7 +419,8 @@ async def test_cli_worker_announces_itself_and_logs_runs_with_v(sqlite_url: str)
         async with Runkit(sqlite_url, autoload_plugins=False) as rk:
             (info,) = await rk.workers()
             assert first.startswith(f"runkit worker {info.id}: database {sqlite_url}, kinds ")
-            assert "approval_gate, call_automation, " in first and "emit_logs" in first
+            assert "approval_gate, call_agent, call_automation, " in first
+            assert "create_flashboard" in first and "emit_logs" in first
             assert "concurrency 10, lease 10 s" in first
             run = (await rk.create("noop", execute=True)).run
             assert (await rk.wait(run.id, timeout=30)).status is Status.SUCCEEDED

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -93,3 +94,54 @@ def test_register_takes_kinds_only() -> None:
 def test_kind_names_are_checked() -> None:
     with pytest.raises(ConfigurationError, match="invalid kind name"):
         Runkit("memory://", kinds=[Kind("Bad Name", executor=print)], autoload_plugins=False)
+
+
+class _ProviderPlugin:
+    """Offers a language-model provider and a dashboard destination through the hooks."""
+
+    def __init__(self) -> None:
+        self.provider = _Model()
+
+    @runkit.hookimpl
+    def runkit_register_llm_providers(self, register: Any) -> None:
+        register(self.provider)
+
+    @runkit.hookimpl
+    def runkit_register_flashboard_destination(self, register: Any) -> None:
+        register(_publish)
+
+
+class _Model:
+    name = "plugin-model"
+
+    def problem(self) -> str | None:
+        return None
+
+    def default_model(self) -> str | None:
+        return "m"
+
+    def secrets(self) -> list[str]:
+        return []
+
+    async def chat(self, request: Any, on_text: Any = None) -> Any:
+        raise NotImplementedError  # never asked here
+
+
+def _publish(dashboard: Any) -> str:
+    return "https://dashboards.example/x"
+
+
+def test_plugins_offer_llm_providers_and_a_dashboard_destination() -> None:
+    from runkit.kinds.flashboard import configure_flashboard, current_settings
+    from runkit.kinds.llm.providers import providers, select_provider, unregister_llm_provider
+
+    plugin = _ProviderPlugin()
+    try:
+        Runkit("memory://", plugins=[plugin], autoload_plugins=False)
+        assert plugin.provider in providers()
+        assert select_provider() is plugin.provider  # ready, and tried before the built-in
+        assert current_settings().destination is _publish
+    finally:
+        unregister_llm_provider("plugin-model")
+        configure_flashboard(None)
+    assert plugin.provider not in providers()

@@ -48,6 +48,21 @@ def runkit_register_search_providers(register: Callable[[Any], None]) -> None:
     They are tried before entry-point providers and the built-in SearXNG."""
 
 
+@hookspec
+def runkit_register_llm_providers(register: Callable[[Any], None]) -> None:
+    """Called once when a :class:`~runkit.Runkit` is built: call ``register(provider)`` for
+    each language-model provider the plugin offers (see ``runkit.kinds.llm.providers``).
+    They are tried before the built-in OpenAI-compatible one."""
+
+
+@hookspec
+def runkit_register_flashboard_destination(register: Callable[[Any], None]) -> None:
+    """Called once when a :class:`~runkit.Runkit` is built: call ``register(destination)`` to
+    send ``create_flashboard``'s dashboards there instead of under the data root: a callable
+    given the ``Dashboard`` (plain or async) that returns where it went (the result's
+    ``path``). Two different destinations fail start-up naming the culprit."""
+
+
 @hookspec(firstresult=True)
 def runkit_resolve_automation(automation_id: str) -> Sequence[Mapping[str, Any]] | None:
     """Called when a ``call_automation`` run names an ``automationId``: return its steps

@@ -15,6 +15,7 @@ finished run, whose every event is checked against the document's ``itemSchema``
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import anyio
@@ -55,11 +56,26 @@ def _conformance_test(client_cls: type[FrameworkClient]) -> Callable[..., None]:
     def test(case: schemathesis.Case) -> None:
         assert case.path.startswith("/api/v1/"), case.path  # relative to servers' /runkit
         honour_cross_field_rules(case, parent, finished)
+        _routable_by_the_host(case)
         response = case.call_and_validate(headers={"X-API-Key": API_KEY})
         assert f"testserver{PREFIX}/api/v1/" in str(response.request.url)  # through the host
 
     test.__name__ = f"test_mounted_in_{client_cls.__name__}"
     return test
+
+
+def _routable_by_the_host(case: schemathesis.Case) -> None:
+    """A path parameter holding a line break never reaches runkit through a host: Starlette's
+    ``Mount`` (FastAPI's ``mount``, and the routers built on it) matches ``.*``, which stops
+    at a newline, so the host answers its own 404 (text/plain), outside runkit's document.
+    The bare app answers these itself (tests/http/test_http_schemathesis.py); here the
+    line breaks are dropped (schemathesis hands them over percent-encoded), so the case
+    still exercises runkit's own handling."""
+    for name, value in (case.path_parameters or {}).items():
+        if isinstance(value, str):
+            kept = re.sub(r"%0[AaDd]|[\r\n]", "", value)
+            if kept != value:
+                case.path_parameters[name] = kept or "x"
 
 
 for _cls in CLIENTS:

@@ -27,13 +27,19 @@ def test_reference_ignores_the_environment(
     assert reference_document() == baseline
     kinds = [n for n in baseline["components"]["schemas"] if n.startswith("CreateRun.")]
     assert kinds == [
+        "CreateRun.agent_fetch_page",
+        "CreateRun.agent_search",
         "CreateRun.approval_gate",
+        "CreateRun.call_agent",
         "CreateRun.call_automation",
         "CreateRun.conditional_branch",
+        "CreateRun.create_flashboard",
         "CreateRun.dlt_extract",
         "CreateRun.duckdb_transform",
+        "CreateRun.explain_schema",
         "CreateRun.fetch_page",
         "CreateRun.file_sync",
+        "CreateRun.generate_query",
         "CreateRun.http_request",
         "CreateRun.web_search",
     ]

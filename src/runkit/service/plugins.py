@@ -76,12 +76,17 @@ def collect_kinds(pm: pluggy.PluginManager) -> KindRegistry:
     return registry
 
 
-def collect_search_providers(pm: pluggy.PluginManager) -> None:
-    """Hand the plugins' ``web_search`` providers to the web kinds (their registry is per
-    process: a provider serves every Runkit of the process once one has loaded it)."""
+def collect_providers(pm: pluggy.PluginManager) -> None:
+    """Hand the plugins' ``web_search`` providers, language-model providers and dashboard
+    destination to the kinds that use them (their registries are per process: a provider
+    serves every Runkit of the process once one has loaded it)."""
+    from ..kinds.flashboard import register_destination
+    from ..kinds.llm.providers import register_llm_provider
     from ..kinds.web.search import register_search_provider
 
     pm.hook.runkit_register_search_providers(register=register_search_provider)
+    pm.hook.runkit_register_llm_providers(register=register_llm_provider)
+    pm.hook.runkit_register_flashboard_destination(register=register_destination)
 
 
 def collect_storage(pm: pluggy.PluginManager) -> dict[str, Callable[[str], Any]]:

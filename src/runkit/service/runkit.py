@@ -52,7 +52,7 @@ from .mover import CAS_ATTEMPTS, Mover, iso
 from .plugins import (
     HostChecks,
     collect_kinds,
-    collect_search_providers,
+    collect_providers,
     collect_storage,
     make_plugin_manager,
 )
@@ -85,7 +85,7 @@ class Runkit:
     ) -> None:
         self.plugins: pluggy.PluginManager = make_plugin_manager(plugins, autoload=autoload_plugins)
         self.kinds: KindRegistry = collect_kinds(self.plugins)
-        collect_search_providers(self.plugins)
+        collect_providers(self.plugins)
         for kind in kinds:
             self.kinds.register(kind, owner="Runkit(kinds=...)")
         if isinstance(store, str):
