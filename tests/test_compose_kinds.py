@@ -485,7 +485,8 @@ async def test_an_unknown_child_kind_is_refused(bare: Runkit) -> None:
     )
     (message,) = errors.values()
     assert list(errors) == [("definition", "steps", 0, "kind")]
-    assert message.startswith("unknown kind 'nope'; known kinds: approval_gate, block")
+    assert message.startswith("unknown kind 'nope'; known kinds: agent_fetch_page, agent_search")
+    assert "approval_gate, block, boom, call_agent, " in message
 
 
 async def test_a_child_definition_without_expressions_is_checked_at_create(bare: Runkit) -> None:

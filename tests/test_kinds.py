@@ -61,7 +61,10 @@ def test_kind_without_executor_fails_naming_the_plugin() -> None:
 @pytest.mark.anyio
 async def test_unknown_kind_lists_known_kinds() -> None:
     async with Runkit("memory://", autoload_plugins=False) as rk:
-        with pytest.raises(ValidationError, match="known kinds: approval_gate"):
+        with pytest.raises(
+            ValidationError,
+            match="known kinds: agent_fetch_page, agent_search, approval_gate, call_agent, ",
+        ):
             await rk.create("nope", {})
 
 

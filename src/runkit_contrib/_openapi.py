@@ -14,9 +14,10 @@ from runkit import Cursor, Runkit, Status
 from ._components import component_schemas, create_schemas, ref
 
 _UUID = {"type": "string", "format": "uuid"}
-_CURSOR = {"type": "string", "pattern": Cursor.PATTERN}
 #: A cursor, or nothing (an empty ``Last-Event-ID`` counts as absent).
 _CURSOR_EMPTY_OK = "^(?:" + Cursor.PATTERN.removeprefix("^").removesuffix("$") + ")?$"
+#: ``after``: a cursor, or empty for the start (``?after=`` as a client builds it with none).
+_CURSOR_OR_START = {"type": "string", "pattern": _CURSOR_EMPTY_OK}
 _STATUS = {"type": "string", "enum": [s.value for s in Status]}
 
 
@@ -196,7 +197,11 @@ def build_openapi(runkit: Runkit, *, allow_anonymous: bool, root_path: str = "")
                 "tags": ["Action runs"],
                 "parameters": [
                     _run_id_param(),
-                    _query("after", _CURSOR, "cursor: entries after this id"),
+                    _query(
+                        "after",
+                        _CURSOR_OR_START,
+                        "cursor: entries after this id; empty: from the first",
+                    ),
                     _query(
                         "limit",
                         {"type": "integer", "minimum": 1, "maximum": 500, "default": 100},
@@ -217,7 +222,11 @@ def build_openapi(runkit: Runkit, *, allow_anonymous: bool, root_path: str = "")
                 "tags": ["Action runs"],
                 "parameters": [
                     _run_id_param(),
-                    _query("after", _CURSOR, "cursor: start after this id"),
+                    _query(
+                        "after",
+                        _CURSOR_OR_START,
+                        "cursor: start after this id; empty: from the first",
+                    ),
                     {
                         "name": "Last-Event-ID",
                         "in": "header",

@@ -254,11 +254,11 @@ class Api:
         run_id = _run_id(request)
         # The header wins: EventSource resends the original URL (with its ``after``) on every
         # reconnect, and only Last-Event-ID says how far it got.
+        # A malformed ``after`` is a 422 even when the header overrides it.
+        after = Cursor.parse(query_text(request, "after"), run_id)
         header = request.headers.get("last-event-id")
         if header is not None and header.strip():
             after = Cursor.parse(header.strip(), run_id, ("header", "last-event-id"))
-        else:
-            after = Cursor.parse(query_text(request, "after"), run_id)
         run = await self._visible_run(request, principal, "logs")
         if run.status.terminal and not (await self.rk.logs(run.id, after=after, limit=1)).entries:
             return Response(status_code=204)  # already ended: EventSource stops on 204
