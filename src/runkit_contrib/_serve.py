@@ -138,8 +138,9 @@ def load_api_keys(
     listed = [k.strip() for k in env.get(KEYS_ENV, "").split(",") if k.strip()]
     if listed:
         return KeySetup(ApiKeys(listed, roles={"admin"}), key_file, from_env=True)
-    if not any(k.revoked is None for k in read_keys(key_file)):
-        _, key = create_key(key_file, _first_name(key_file), roles={"admin"})
+    stored = read_keys(key_file)
+    if not any(k.revoked is None for k in stored):
+        _, key = create_key(key_file, _first_name({k.id for k in stored}), roles={"admin"})
         if interactive is None:
             interactive = sys.stdout.isatty()
         if interactive:
@@ -152,9 +153,8 @@ def load_api_keys(
     return KeySetup(KeyStore(key_file), key_file)
 
 
-def _first_name(store: Path) -> str:
+def _first_name(taken: set[str]) -> str:
     """``default``, or ``default-2``... when earlier defaults were revoked."""
-    taken = {k.id for k in read_keys(store)}
     names = ("default", *(f"default-{i}" for i in range(2, len(taken) + 3)))
     return next(n for n in names if n not in taken)
 
