@@ -27,8 +27,9 @@ $(BIN)/.installed-dev: pyproject.toml | $(BIN)/python
 runtime: $(BIN)/.installed-runtime
 venv: $(BIN)/.installed-dev
 
-# The product on its embedded default: the API, its docs page and 4 embedded workers on a
-# SQLite file (runkit.db) in the working directory. HOST, PORT and WORKERS override.
+# The product on its embedded default: the dashboard, the API, its docs page and 4 embedded
+# workers on a SQLite file (runkit.db) in the working directory. HOST, PORT and WORKERS
+# override.
 HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 4

@@ -65,6 +65,12 @@ def add_serve_command(subparsers: Any) -> argparse.ArgumentParser:
         help="an idle keep-alive connection is closed after this "
         f"(default {defaults.keep_alive_timeout:g})",
     )
+    parser.add_argument(
+        "--no-ui",
+        dest="ui",
+        action="store_false",
+        help="serve the API alone, without the dashboard under /ui/",
+    )
     parser.set_defaults(handler=run_serve)
     add_keys_command(subparsers)
     return parser
@@ -87,6 +93,7 @@ def run_serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         settings=_settings(args),
         limits=limits,
+        ui=args.ui,
     )
 
 

@@ -32,6 +32,9 @@ NAMED: tuple[type[Any], ...] = (
     wire.Error,
     wire.Conflict,
     wire.ReasonBody,
+    wire.SignIn,
+    wire.SessionPrincipal,
+    wire.Session,
 )
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from runkit import ConfigurationError
 
-from ._keystore import create_key, read_keys, revoke_key
+from ._keystore import Person, create_key, read_keys, revoke_key, session_secret
 from ._roles import ROLES
 from ._serve import DEFAULT_DATABASE, KEY_FILE_ENV, KEYS_ENV, database_url, key_file_for
 
@@ -68,6 +68,17 @@ def add_keys_command(subparsers: Any) -> argparse.ArgumentParser:
         default=None,
         help="the tenant whose runs alone the key sees and touches (default: every run)",
     )
+    person = create.add_argument_group(
+        "the person the key belongs to",
+        "shown as who started the runs they create from the dashboard (the runs list's "
+        "`users` map)",
+    )
+    person.add_argument(
+        "--user", default=None, help="their user id, the runs' triggerSourceId (default: --name)"
+    )
+    person.add_argument("--first-name", default=None, help="their first name")
+    person.add_argument("--last-name", default=None, help="their last name")
+    person.add_argument("--picture-url", default=None, help="an http(s) URL of their picture")
     database_option(create)
     create.set_defaults(handler=_guarded(run_keys_create))
 
@@ -81,6 +92,16 @@ def add_keys_command(subparsers: Any) -> argparse.ArgumentParser:
     revoke.add_argument("name", help="the key's id (see `runkit keys list`)")
     database_option(revoke)
     revoke.set_defaults(handler=_guarded(run_keys_revoke))
+
+    rotate = actions.add_parser(
+        "rotate-session-secret",
+        help="replace the secret that signs dashboard sessions: everyone is signed out",
+        description="Replace the secret in the key store that signs the dashboard's session "
+        "cookies. Every session ends: a running `runkit serve` must be restarted to use the "
+        "new secret, and until then still accepts the old sessions.",
+    )
+    database_option(rotate)
+    rotate.set_defaults(handler=_guarded(run_rotate_secret))
     return parser
 
 
@@ -103,16 +124,20 @@ def _env_note() -> list[str]:
 
 def run_keys_create(args: argparse.Namespace) -> int:
     path = _store(args)
-    stored, key = create_key(path, args.name, roles=args.role or ["operate"], tenant=args.tenant)
+    person = Person(args.user, args.first_name, args.last_name, args.picture_url)
+    stored, key = create_key(
+        path, args.name, roles=args.role or ["operate"], tenant=args.tenant, person=person
+    )
     scope = f"tenant {stored.tenant!r}" if stored.tenant else "every tenant"
+    owner = f" for {_who(stored.person)}" if stored.person else ""
     lines = [
-        f"Created API key {stored.id!r} with role {', '.join(sorted(stored.roles))} on "
+        f"Created API key {stored.id!r}{owner} with role {', '.join(sorted(stored.roles))} on "
         f"{scope} (shown once; only a salted hash is kept in {path}):",
         "",
         f"    {key}",
         "",
-        "Send it as 'X-API-Key: <key>' or 'Authorization: Bearer <key>'. A running "
-        "`runkit serve` accepts it within a second.",
+        "Send it as 'X-API-Key: <key>' or 'Authorization: Bearer <key>', or sign in to the "
+        "dashboard with it. A running `runkit serve` accepts it within a second.",
         *_env_note(),
     ]
     print("\n".join(lines), flush=True)
@@ -125,19 +150,26 @@ def run_keys_list(args: argparse.Namespace) -> int:
     if not keys:
         print(f"No keys in {path}.", flush=True)
         return 0
-    rows = [("ID", "ROLES", "TENANT", "CREATED", "STATE")]
+    rows = [("ID", "ROLES", "TENANT", "PERSON", "CREATED", "STATE")]
     for key in keys:
         state = f"revoked {key.revoked}" if key.revoked else "active"
         if key.legacy:
             state += " (legacy unsalted hash: create a new key and revoke this one)"
         rows.append(
-            (key.id, ",".join(sorted(key.roles)), key.tenant or "-", key.created or "-", state)
+            (
+                key.id,
+                ",".join(sorted(key.roles)),
+                key.tenant or "-",
+                _who(key.person) if key.person else "-",
+                key.created or "-",
+                state,
+            )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
     print(f"Key store: {path}", flush=True)
     for row in rows:
         cells = [cell.ljust(w) for cell, w in zip(row, widths, strict=False)]
-        print("  ".join([*cells, row[4]]))
+        print("  ".join([*cells, row[5]]))
     for line in _env_note():
         print(line)
     return 0
@@ -149,6 +181,24 @@ def run_keys_revoke(args: argparse.Namespace) -> int:
     print(
         f"Revoked API key {key.id!r} at {key.revoked}. A running `runkit serve` refuses it "
         "within a second.",
+        flush=True,
+    )
+    return 0
+
+
+def _who(person: Person) -> str:
+    name = " ".join(n for n in (person.first, person.last) if n)
+    if person.user and name:
+        return f"{name} ({person.user})"
+    return name or person.user or "-"
+
+
+def run_rotate_secret(args: argparse.Namespace) -> int:
+    path = _store(args)
+    session_secret(path, rotate=True)
+    print(
+        f"Replaced the session secret in {path}: every dashboard session is signed out once "
+        "`runkit serve` restarts.",
         flush=True,
     )
     return 0

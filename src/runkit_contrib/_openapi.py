@@ -117,7 +117,9 @@ def _run_op(
     return op
 
 
-def build_openapi(runkit: Runkit, *, allow_anonymous: bool, root_path: str = "") -> dict[str, Any]:
+def build_openapi(
+    runkit: Runkit, *, allow_anonymous: bool, root_path: str = "", sessions: bool = False
+) -> dict[str, Any]:
     create_body, variants = create_schemas(runkit)
     reason = _body(ref("ReasonBody"), False)
     base = "/api/v1/action-runs"
@@ -267,6 +269,8 @@ def build_openapi(runkit: Runkit, *, allow_anonymous: bool, root_path: str = "")
         "stopped gracefully is gone at once; one that crashed, one lease after its last "
         "heartbeat.",
     )
+    if sessions:
+        paths["/api/v1/sessions"] = _session_paths()
     security: list[dict[str, list[str]]] = [
         {"bearerAuth": []},
         {"apiKeyHeader": []},
@@ -291,3 +295,42 @@ def build_openapi(runkit: Runkit, *, allow_anonymous: bool, root_path: str = "")
     if root_path:
         doc["servers"] = [{"url": root_path}]
     return doc
+
+
+def _session_paths() -> dict[str, Any]:
+    cookie = {
+        "Set-Cookie": {
+            "description": "`vai_token=<token>; Path=<mount>/; HttpOnly; SameSite=Lax` (and "
+            "`Secure` over https): the session, sent back on every request",
+            "schema": {"type": "string"},
+        }
+    }
+    return {
+        "post": {
+            "operationId": "sign_in",
+            "summary": "Sign In",
+            "description": "Trade an API key (in the body, or as a bearer token or "
+            "`X-API-Key`) for a session: a signed, expiring `vai_token` cookie that "
+            "authenticates every endpoint (unsafe methods also need `X-Runkit-CSRF: 1` or "
+            "same-origin Fetch metadata). Refused from another site's page.",
+            "tags": ["Sessions"],
+            "security": [],
+            "requestBody": _body(ref("SignIn"), False),
+            "responses": {
+                "200": _json("Session", "signed in", headers=cookie),
+                **{c: _ERRORS[c] for c in ("401", "403", "413", "415", "422")},
+            },
+        },
+        "delete": {
+            "operationId": "sign_out",
+            "summary": "Sign Out",
+            "description": "End the session of the `vai_token` cookie (it is refused from "
+            "then on) and clear the cookie. Without a live session it only clears it.",
+            "tags": ["Sessions"],
+            "security": [],
+            "responses": {
+                "204": {"description": "signed out"},
+                "403": _ERRORS["403"],
+            },
+        },
+    }

@@ -44,7 +44,7 @@ def reference_document() -> dict[str, Any]:
         if owner != _TEST_KINDS_OWNER:
             defaults.register(kind, owner=owner)
     runkit.kinds = defaults
-    return build_openapi(runkit, allow_anonymous=False)
+    return build_openapi(runkit, allow_anonymous=False, sessions=True)
 
 
 # ------------------------------------------------------------------ rendering helpers -----

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from runkit import Cursor, Principal, Run, Runkit, RunNotFound, RunPage
+from runkit import Cursor, Principal, Run, Runkit, RunNotFound, RunPage, UserProfile
 
 from ._auth import AuthConfig, authenticate
 from ._body import bounded, decode, json_object, path_uuid, query_bool, query_int, query_text
@@ -118,6 +118,31 @@ class Api:
         return endpoint
 
     # ------------------------------------------------------------------ authorization ----
+    async def allowed(self, principal: Principal | None, action: str, run: Run | None) -> bool:
+        """Whether ``principal`` may do ``action`` (to ``run``): what every route asks, for
+        the dashboard's pages (which buttons to show) too."""
+        return await self._allowed(principal, action, run)
+
+    async def page_users(self, page: RunPage) -> dict[str, UserProfile]:
+        """The people among ``page``'s creators: the host's ``runkit_resolve_users`` answers
+        (``page.users``) first, then the authenticators that know people (a key store whose
+        keys name their owner), for the ids the host left out."""
+        users = dict(page.users)
+        wanted = {
+            r.trigger_source_id
+            for r in page.runs
+            if r.trigger_source_type == "user" and r.trigger_source_id
+        } - users.keys()
+        for verifier in self.config.auth.authenticators:
+            lookup = getattr(verifier, "users", None)
+            if not wanted or lookup is None:
+                continue
+            for uid, profile in lookup(sorted(wanted)).items():
+                if uid in wanted:
+                    users[uid] = profile
+                    wanted.discard(uid)
+        return users
+
     async def _allowed(self, principal: Principal | None, action: str, run: Run | None) -> bool:
         """The key's tenant and roles first (built in), then the host's hook, which can only
         narrow what they allow."""
@@ -174,6 +199,7 @@ class Api:
             ids = {r.trigger_source_id for r in runs}
             users = {k: v for k, v in page.users.items() if k in ids}
             shown = attrs.evolve(page, runs=runs, users=users)
+        shown = attrs.evolve(shown, users=await self.page_users(shown))
         statuses = await self.rk.display_statuses(shown.runs)
         # Paging follows the unfiltered page (docs/http.md).
         definitions = [self.rk.kinds.shown_definition(r) for r in shown.runs]

@@ -15,6 +15,11 @@ guards:
 When the store holds no active key, an ``admin`` key is generated on start, only its hash
 is kept (mode 0600) and the key itself is shown once (see :func:`load_api_keys`). ``runkit
 keys create|list|revoke`` manage the rest; a running server sees changes within a second.
+
+The dashboard's sessions are signed with ``RUNKIT_SESSION_SECRET`` when set (at least 32
+characters), else with a secret made on first start and kept in the key store (``runkit
+keys rotate-session-secret`` replaces it, signing everyone out). Sign-outs are kept in
+``<key store>.signed-out`` until the sessions they ended would have expired.
 """
 
 from __future__ import annotations
@@ -32,11 +37,11 @@ import attrs
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from runkit import Runkit, Settings
+from runkit import ConfigurationError, Runkit, Settings
 
 from ._app import asgi_app
 from ._auth import ApiKeys, Authenticator
-from ._keystore import KeyStore, create_key, read_keys
+from ._keystore import KeyStore, create_key, read_keys, session_secret
 from ._lifespan import lifespan
 from ._limits import (
     REQUEST_TIMEOUT,
@@ -49,10 +54,13 @@ from ._limits import (
     raise_open_file_limit,
     uvicorn_options,
 )
+from ._sessions import Sessions, SignOuts
 
 DEFAULT_DATABASE = "sqlite:///runkit.db"
 KEYS_ENV = "RUNKIT_API_KEYS"
 KEY_FILE_ENV = "RUNKIT_KEY_FILE"
+SESSION_SECRET_ENV = "RUNKIT_SESSION_SECRET"
+SIGNED_OUT_SUFFIX = ".signed-out"
 KEY_FILE_SUFFIX = ".api-keys"
 FIRST_KEY_SUFFIX = ".first-key"
 _DEFAULT_PORTS = {"postgresql": 5432, "postgres": 5432}
@@ -153,6 +161,18 @@ def load_api_keys(
     return KeySetup(KeyStore(key_file), key_file)
 
 
+def load_sessions(store: Path, env: Mapping[str, str]) -> Sessions:
+    """The dashboard's sessions: signed with ``RUNKIT_SESSION_SECRET``, else the key store's
+    secret (made on first use); sign-outs kept beside the key store."""
+    sign_outs = SignOuts(store.with_name(store.name + SIGNED_OUT_SUFFIX))
+    given = env.get(SESSION_SECRET_ENV, "").strip()
+    if given:
+        if len(given) < 32:
+            raise ConfigurationError(f"{SESSION_SECRET_ENV} must be at least 32 characters")
+        return Sessions(given, sign_outs=sign_outs)
+    return Sessions(session_secret(store), sign_outs=sign_outs)
+
+
 def _first_name(taken: set[str]) -> str:
     """``default``, or ``default-2``... when earlier defaults were revoked."""
     names = ("default", *(f"default-{i}" for i in range(2, len(taken) + 3)))
@@ -178,10 +198,11 @@ def safe_url(url: str) -> str:
     return parts._replace(netloc=f"{user}:***@{netloc}").geturl()
 
 
-def banner(*, host: str, port: int, database: str, setup: KeySetup) -> str:
+def banner(*, host: str, port: int, database: str, setup: KeySetup, ui: bool = False) -> str:
     base = f"http://{_display_host(host)}:{port}"
     lines = [
         "runkit serve",
+        *([f"  Dashboard:  {base}/ui/"] if ui else []),
         f"  API:        {base}/api/v1",
         f"  Docs:       {base}/docs",
         f"  Database:   {safe_url(database)}",
@@ -211,20 +232,30 @@ def banner(*, host: str, port: int, database: str, setup: KeySetup) -> str:
             "",
             f"    {setup.generated}",
             "",
-            "Send it as 'X-API-Key: <key>' or 'Authorization: Bearer <key>'.",
+            "Send it as 'X-API-Key: <key>' or 'Authorization: Bearer <key>'"
+            + (", or sign in to the dashboard with it." if ui else "."),
         ]
     return "\n".join(lines) + "\n"
 
 
-def build_server_app(runkit: Runkit, keys: Authenticator, *, workers: int) -> Starlette:
-    """The API mounted at the root of an app whose lifespan opens runkit (and workers)."""
+def build_server_app(
+    runkit: Runkit,
+    keys: Authenticator,
+    *,
+    workers: int,
+    sessions: Sessions | None = None,
+    ui: bool = True,
+) -> Starlette:
+    """The API (and the dashboard) mounted at the root of an app whose lifespan opens
+    runkit (and workers)."""
 
     @asynccontextmanager
     async def server_lifespan(_: Starlette) -> AsyncIterator[None]:
         async with lifespan(runkit, workers=workers):
             yield
 
-    return Starlette(routes=[Mount("", app=asgi_app(runkit, auth=keys))], lifespan=server_lifespan)
+    app = asgi_app(runkit, auth=keys, sessions=sessions, ui=ui)
+    return Starlette(routes=[Mount("", app=app)], lifespan=server_lifespan)
 
 
 def http_protocol(limits: ServeLimits | None = None) -> type[Any]:
@@ -324,6 +355,7 @@ def serve(
     out: TextIO | None = None,
     settings: Settings | None = None,
     limits: ServeLimits | None = None,
+    ui: bool = True,
 ) -> int:
     """Serve until stopped; the exit code. ``limits``: the edge limits (docs/deploy.md),
     their connection cap by default computed from the open-file limit, which is raised to
@@ -337,12 +369,13 @@ def serve(
     descriptors = raise_open_file_limit()
     edge = (limits or ServeLimits()).resolve(descriptors, workers=workers)
     setup = load_api_keys(key_file_for(url), os.environ)
+    sessions = load_sessions(setup.store, os.environ)
     print(
-        banner(host=host, port=port, database=url, setup=setup),
+        banner(host=host, port=port, database=url, setup=setup, ui=ui),
         file=out or sys.stdout,
         flush=True,
     )
-    app = build_server_app(runkit, setup.keys, workers=workers)
+    app = build_server_app(runkit, setup.keys, workers=workers, sessions=sessions, ui=ui)
     options = uvicorn_options(edge)
     config = uvicorn.Config(
         app, host=host, port=port, log_level="info", ws="none", http=http_protocol(edge), **options

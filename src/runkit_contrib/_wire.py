@@ -313,9 +313,42 @@ class ReasonBody:
     )
 
 
+@attrs.frozen(kw_only=True)
+class SignIn:
+    api_key: Any = attrs.field(
+        default=None,
+        metadata=doc(
+            "an API key (or send it as `Authorization: Bearer`/`X-API-Key` instead)",
+            type=["string", "null"],
+            minLength=1,
+            maxLength=4096,
+        ),
+    )
+
+
+# ------------------------------------------------------------------ sessions --------------
+@attrs.frozen(kw_only=True)
+class SessionPrincipal:
+    """Who a session acts as."""
+
+    id: str = attrs.field(metadata=doc("the runs it creates name it in `triggerSourceId`"))
+    kind: str = attrs.field(metadata=doc("`user` for a person signed in with a key"))
+    roles: list[str] | None = attrs.field(metadata=doc("null: the host decides, not roles"))
+    tenant: str | None = attrs.field(metadata=doc("the tenant whose runs alone it sees"))
+
+
+@attrs.frozen(kw_only=True)
+class Session:
+    """A signed-in session: its token is the `vai_token` cookie set beside this answer."""
+
+    principal: SessionPrincipal
+    user: UserProfile | None = attrs.field(metadata=doc("the person, when the key names one"))
+    expires_at: datetime = attrs.field(metadata=doc("when the session ends", **_TIME))
+
+
 #: Bodies clients send: decoding refuses keys they do not declare, and their schemas say so
 #: (``additionalProperties: false``).
-REQUESTS: frozenset[type[Any]] = frozenset({CreateRun, ReasonBody})
+REQUESTS: frozenset[type[Any]] = frozenset({CreateRun, ReasonBody, SignIn})
 
 
 # ------------------------------------------------------------------ the converter ---------

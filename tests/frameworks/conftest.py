@@ -146,7 +146,7 @@ def runkit_app(runkit: Runkit) -> Starlette:
 
 @pytest.fixture
 def docless_app(runkit: Runkit) -> Starlette:
-    return asgi_app(runkit, auth=ApiKeys({"tester": API_KEY}), docs=False)
+    return asgi_app(runkit, auth=ApiKeys({"tester": API_KEY}), docs=False, ui=False)
 
 
 @pytest.fixture(params=CLIENTS, ids=[c.name for c in CLIENTS])

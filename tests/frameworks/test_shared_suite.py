@@ -24,6 +24,7 @@ from runkit import NewLogEntry, Runkit, WorkerInfo
 from .clients import HELLO, FrameworkClient
 from .conftest import TrackingStore
 from .support import (
+    API_KEY,
     AUTH,
     COOKIE,
     RFC3339_UTC,
@@ -119,15 +120,17 @@ async def test_openapi_describes_new_operations(host: FrameworkClient) -> None:
     assert definition["examples"] == [{"seconds": 2}]
 
 
-async def test_root_redirects_to_docs(host: FrameworkClient) -> None:
+async def test_root_redirects_to_the_dashboard(host: FrameworkClient) -> None:
     response = await host.http.get(f"{host.prefix}/")
     assert response.status_code == 307
-    assert response.headers["location"] == f"{host.prefix}/docs"
+    assert response.headers["location"] == f"{host.prefix}/ui/"
     for start in (host.prefix, f"{host.prefix}/"):  # every host adds the slash first
-        docs = await host.http.get(start, follow_redirects=True)
-        assert docs.status_code == 200, start
-        assert docs.url.path == f"{host.prefix}/docs"
-        assert docs.headers["content-type"].startswith("text/html")
+        page = await host.http.get(start, follow_redirects=True)
+        assert page.status_code == 200, start
+        # Not signed in: the sign-in page, under the mount, sent back to the dashboard after.
+        assert page.url.path == f"{host.prefix}/ui/sign-in"
+        assert page.url.params["next"] == f"{host.prefix}/ui/"
+        assert page.headers["content-type"].startswith("text/html")
 
 
 async def test_root_redirect_behind_proxy(
@@ -136,16 +139,43 @@ async def test_root_redirect_behind_proxy(
     async with framework(runkit, runkit_app).running(root_path="/outer") as host:
         response = await host.http.get(f"/outer{host.prefix}/")
         assert response.status_code == 307
-        assert response.headers["location"] == f"/outer{host.prefix}/docs"
-        docs = await host.http.get(f"/outer{host.prefix}", follow_redirects=True)
-        assert docs.url.path == f"/outer{host.prefix}/docs"
+        assert response.headers["location"] == f"/outer{host.prefix}/ui/"
+        page = await host.http.get(f"/outer{host.prefix}", follow_redirects=True)
+        assert page.url.path == f"/outer{host.prefix}/ui/sign-in"
 
 
-async def test_no_docs_no_root(
+async def test_the_dashboard_signs_in_and_links_under_the_mount(host: FrameworkClient) -> None:
+    """A session made under the mount rides on the API and the pages, whose every link and
+    asset carries the prefix."""
+    signed_in = await host.http.post(f"{host.prefix}/api/v1/sessions", json={"apiKey": API_KEY})
+    assert signed_in.status_code == 200, signed_in.text
+    assert f"Path={host.prefix}/" in signed_in.headers["set-cookie"]
+    token = signed_in.cookies["vai_token"]
+    cookie = {"Cookie": f"vai_token={token}"}
+    created = await host.http.post(
+        host.api(), json={"kind": "t_noop"}, headers={**cookie, "X-Runkit-CSRF": "1"}
+    )
+    assert created.status_code == 201 and created.json()["triggerMethod"] == "ui"
+    page = await host.http.get(f"{host.prefix}/ui/", headers=cookie)
+    assert page.status_code == 200
+    links = [
+        link
+        for link in re.findall(r'(?:href|src|hx-get)="([^"#]+)"', page.text)
+        if not link.startswith("data:")  # the empty favicon
+    ]
+    assert links and all(link.startswith(f"{host.prefix}/") for link in links), links
+    assert created.json()["id"] in page.text
+    for asset in {link for link in links if "/ui/static/" in link}:
+        assert (await host.http.get(asset)).status_code == 200, asset
+    run_page = await host.http.get(f"{host.prefix}/ui/runs/{created.json()['id']}", headers=cookie)
+    assert run_page.status_code == 200
+
+
+async def test_no_docs_no_ui_no_root(
     framework: type[FrameworkClient], runkit: Runkit, docless_app: Starlette
 ) -> None:
     async with framework(runkit, docless_app).running() as host:
-        for path in ("/", "/docs", "/openapi.json"):
+        for path in ("/", "/docs", "/openapi.json", "/ui/", "/ui/sign-in"):
             response = await host.http.get(f"{host.prefix}{path}", headers=AUTH)
             assert response.status_code == 404, path
         assert (await host.http.get(host.api(), headers=AUTH)).status_code == 200

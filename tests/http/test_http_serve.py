@@ -237,8 +237,17 @@ def test_serve_starts_and_authenticates(tmp_path: Path) -> None:
         assert httpx.get(runs, headers={"X-API-Key": key}).status_code == 200
         assert httpx.get(runs).status_code == 401
         home = httpx.get(base + "/")
-        assert home.status_code == 307 and home.headers["location"] == "/docs"
+        assert home.status_code == 307 and home.headers["location"] == "/ui/"
+        assert f"{base}/ui/" in text
         assert httpx.get(f"{base}/docs").status_code == 200
+        # The cookie carrier: a session made from the key authenticates every endpoint.
+        signed_in = httpx.post(f"{base}/api/v1/sessions", json={"apiKey": key})
+        assert signed_in.status_code == 200
+        cookie = signed_in.cookies["vai_token"]
+        assert key not in cookie
+        with httpx.Client(base_url=base, cookies={"vai_token": cookie}) as browser:
+            assert browser.get("/api/v1/action-runs").status_code == 200
+            assert browser.get("/ui/").status_code == 200
     assert (tmp_path / "runkit.db").exists()
     assert [k.id for k in read_keys(store)] == ["default"] and read_keys(store)[0].matches(key)
     assert oct((tmp_path / "runkit.db").stat().st_mode & 0o777) == "0o600"
