@@ -12,7 +12,6 @@ request; the only server is one this test starts on loopback.
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -21,8 +20,8 @@ from typing import Any
 
 import pytest
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 
+from chromium import headless_chrome
 from flashboard_support import (  # noqa: F401 (the fixture root)
     DATABASE,
     PLUGINS,
@@ -37,40 +36,14 @@ from runkit.kinds.flashboard import page
 from web_support import serving
 
 pytestmark = pytest.mark.anyio
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 SCREENSHOT = Path(__file__).parent.parent / "docs" / "kinds" / "create_flashboard.png"
 INJECTION = "</script><script>window.pwned = 1</script><!--"
-FLAGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-dev-shm-usage",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-    "--window-size=1400,1000",
-)
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[webdriver.Chrome]:
-    for path, package in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")):
-        assert path.exists(), f"{path} is missing: apt-get install -y {package}"
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    with tempfile.TemporaryDirectory() as profile:
-        for flag in (*FLAGS, f"--user-data-dir={profile}"):
-            options.add_argument(flag)
-        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-        # The driver's path given: Selenium Manager would otherwise look for one online.
-        driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-        try:
-            yield driver
-        finally:
-            driver.quit()
+    with headless_chrome() as driver:
+        yield driver
 
 
 @pytest.fixture

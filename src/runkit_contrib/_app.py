@@ -85,7 +85,7 @@ def asgi_app(
     if ui:
         from .ui import ui_routes  # jinja2 is loaded only by apps that serve the pages
 
-        routes += ui_routes(api)
+        routes += ui_routes(api, sign_in=signer is not None)
     home_path = "/ui/" if ui else "/docs" if docs else None
     if home_path is not None:
 
