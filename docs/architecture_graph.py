@@ -28,9 +28,10 @@ WINGS: list[tuple[str, str]] = [
     ("runkit.testing", "testing"),
     ("runkit", "public"),
     ("runkit_contrib", "contrib"),
+    ("runkit.client", "client"),
 ]
 ORDER = ["domain", "authoring", "storage", "kinds", "engine", "service", "testing", "public"]
-ORDER.append("contrib")
+ORDER += ["contrib", "client"]
 
 WHAT = {
     "domain": "models, states and moves, keys, cursor, errors: no I/O",
@@ -41,7 +42,8 @@ WHAT = {
     "service": "the Runkit facade, its Mover, WorkerOps, plugins",
     "testing": "conformance suite, strategies",
     "public": "runkit's public names, the CLI",
-    "contrib": "HTTP: ASGI app, wire format, OpenAPI, serve",
+    "contrib": "HTTP: ASGI app, wire format, OpenAPI, serve, the dashboard",
+    "client": "the HTTP client and `runkit runs`, on contrib's wire format",
 }
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -33,8 +34,9 @@ def _with_search_path(url: str, schema: str) -> str:
     )
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
+@contextmanager
+def fresh_schema() -> Iterator[str]:
+    """A URL of PostgreSQL whose search path is a new, empty schema, dropped afterwards."""
     schema = f"rk_{uuid.uuid4().hex[:16]}"
     admin = sa.create_engine(PG_URL, poolclass=NullPool, connect_args={"connect_timeout": 5})
     try:
@@ -50,3 +52,9 @@ def pg_url() -> Iterator[str]:
             conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
     finally:
         admin.dispose()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    with fresh_schema() as url:
+        yield url

@@ -40,6 +40,14 @@ def test_contrib_imports_only_public_runkit_names() -> None:
     assert set(reached) <= {"public"}, reached
 
 
+def test_the_client_imports_public_runkit_names_and_the_wire_format() -> None:
+    """The client reads answers with contrib's wire format (one mapping of the JSON), and
+    otherwise uses runkit as any program would."""
+    edges = _graph().wing_edges()
+    reached = {dest: sorted(pairs) for (source, dest), pairs in edges.items() if source == "client"}
+    assert set(reached) <= {"public", "contrib"}, reached
+
+
 def test_the_built_in_kinds_import_only_the_author_surface() -> None:
     edges = _graph().wing_edges()
     assert {dest for (source, dest) in edges if source == "kinds"} <= {"authoring", "domain"}

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -29,52 +27,19 @@ from selenium import webdriver
 from selenium.common.exceptions import NoAlertPresentException
 
 from chromium import headless_chrome
+from serve_support import create_key, serve_process
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGES = REPO / "docs" / "images"
 #: Screenshots for docs/dashboard.md are written only when this is "1" (CI keeps the tree).
 SCREENSHOTS_ENV = "RUNKIT_SCREENSHOTS"
-START_TIMEOUT = 60.0  # a cold start imports Starlette, uvicorn and migrates the database
 WIDE = (1280, 800)
 PHONE = (390, 844)
-_KEY = re.compile(r"\brk_[A-Za-z0-9_-]{20,}")
 
 T = TypeVar("T")
 
 
 # ------------------------------------------------------------------ the server ----------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def runkit_command() -> Path:
-    """The console script of the environment the tests run in."""
-    path = Path(sys.executable).with_name("runkit")
-    assert path.exists(), f"no {path}: install runkit with its http extra"
-    return path
-
-
-def clean_env() -> dict[str, str]:
-    """The environment without any RUNKIT_ setting of the caller's, the test kinds on."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNKIT_")}
-    env["RUNKIT_ENABLE_TEST_KINDS"] = "1"
-    return env
-
-
-def create_key(database: str, name: str, roles: str, *person: str) -> str:
-    """``runkit keys create`` against ``database``: the key it prints (once)."""
-    command = [str(runkit_command()), "keys", "create", "--name", name, "--role", roles]
-    command += ["--database", database, *person]
-    done = subprocess.run(command, env=clean_env(), capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, f"{command} failed:\n{done.stdout}\n{done.stderr}"
-    found = _KEY.findall(done.stdout)
-    assert len(found) == 1, f"no key in the output of {command}:\n{done.stdout}"
-    return found[0]
-
-
 class Server:
     """A running ``runkit serve`` and the keys made for it (by name)."""
 
@@ -93,17 +58,6 @@ class Server:
         """An API client with one of the keys as ``X-API-Key`` (only to set things up)."""
         headers = {"X-API-Key": self.keys[key]}
         return httpx.Client(base_url=self.base, headers=headers, timeout=10)
-
-    def wait_until_answering(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            assert self.proc.poll() is None, f"exited {self.proc.returncode}:\n{self.log()}"
-            try:
-                httpx.get(self.url("/openapi.json"), timeout=5)
-                return
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, f"not answering:\n{self.log()}"
-                time.sleep(0.1)
 
 
 SCRIPT = "<script>alert(1)</script>"
@@ -124,21 +78,8 @@ def server_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]
     tmp = tmp_path_factory.mktemp("dashboard")
     database = f"sqlite:///{tmp / 'runkit.db'}"
     keys = {name: create_key(database, name, roles, *who) for name, (roles, who) in KEYS.items()}
-    port = free_port()
-    command = [str(runkit_command()), "serve", "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--workers", "2", "--database", database]
-    output = tmp / "serve.log"
-    with output.open("wb") as out:
-        # Output to a file, not a pipe nobody reads: a full pipe would block the server.
-        proc = subprocess.Popen(command, cwd=tmp, env=clean_env(), stdout=out, stderr=out)
-    server = Server(proc, f"http://127.0.0.1:{port}", keys, output)
-    try:
-        server.wait_until_answering()
-        yield server
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(30)
+    with serve_process(database, tmp) as (proc, url, log):
+        yield Server(proc, url, keys, log)
 
 
 # ------------------------------------------------------------------ the browser ---------
