@@ -7,9 +7,11 @@
     runkit demo                                        a few runs, executed in-process
     runkit serve ...                                   when the HTTP extra is installed
     runkit keys create [--name N]                      add an API key to serve's key store
+    runkit runs list|get|create|execute|wait|logs|...  the runs of a server, over HTTP (docs/cli.md)
+    runkit kinds | runkit workers                      what a server can run, and its live workers
 
 ``--database`` defaults to ``$RUNKIT_DATABASE_URL``, else ``sqlite:///runkit.db``.
-Exit codes: 0 ok, 1 error, 2 usage.
+Exit codes: 0 ok, 1 error, 2 usage (``runs``: see docs/cli.md).
 """
 
 from __future__ import annotations
@@ -61,6 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
         contrib_cli = None
     if contrib_cli is not None and hasattr(contrib_cli, "add_serve_command"):
         timing_options(contrib_cli.add_serve_command(commands))
+    # --- and for the HTTP client: `runs`, `kinds`, `workers` --------------------------------
+    try:
+        client_cli: Any = importlib.import_module("runkit.client._cli")
+    except ImportError:
+        client_cli = None
+    if client_cli is not None and hasattr(client_cli, "add_client_commands"):
+        client_cli.add_client_commands(commands)
     return parser
 
 
