@@ -12,12 +12,9 @@ from typing import Any
 import pytest
 from client_support import (
     Server,
-    TcpProxy,
     anyio_backend,  # noqa: F401 (fixtures)
     client_fixture,  # noqa: F401
     close_client,
-    cut_after,
-    cut_inside,
     flavour_fixture,  # noqa: F401
     open_client,
     pg_module_url_fixture,  # noqa: F401
@@ -26,6 +23,7 @@ from client_support import (
 
 import runkit
 from runkit import Status
+from tcp_proxy import TcpProxy, cut_after, cut_inside
 
 pytestmark = pytest.mark.anyio
 

@@ -45,6 +45,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
 
+from tcp_proxy import TcpProxy, cut_after, cut_inside
+
 RUNS = "/api/v1/action-runs"
 #: A live change must show within the contract's 2 s poll; this leaves room for a slow CI.
 LIVE = 8.0
@@ -330,6 +332,40 @@ def test_log_entries_arrive_live_in_order_and_once(
         css(entry, ".log-level"), css(entry, ".log-time")
     assert same_page(driver), "the page was reloaded"
     assert_clean(driver)
+
+
+def test_a_dropped_log_stream_resumes_with_no_gap_and_no_duplicate(
+    driver: webdriver.Chrome, server: Server
+) -> None:
+    """The page reached through a proxy that drops the log stream twice, once in the middle
+    of an event and once between an event and its blank line: EventSource reconnects with
+    Last-Event-ID and the page shows every entry once, in order."""
+    sign_in(driver, server, "admin")  # cookies ignore ports: the session rides to the proxy
+    run_id = create_run(server, "emit_logs", {"count": 40, "intervalSeconds": 0.1})["id"]
+    with TcpProxy(int(urlsplit(server.base).port or 0)) as proxy:
+        proxy.plan(cut_inside(b'"entry 10"', 2), cut_after(b'"entry 25"', b"\n\n", 1))
+        driver.get(f"{proxy.url}/ui/runs/{run_id}")
+        wait_for(lambda: css(driver, f'#run[data-run-id="{run_id}"]'), what="the run page")
+        mark_page(driver)
+        with server.client() as api:  # executed once the page follows its (empty) log
+            assert api.post(f"{RUNS}/{run_id}/execute").status_code == 200
+        script = "return [...document.querySelectorAll('#logs .log-entry')].map(e => e.dataset.id)"
+        deadline = time.monotonic() + 60
+        while True:
+            ids: list[str] = driver.execute_script(script)
+            assert len(ids) == len(set(ids)), f"an entry shown twice: {ids}"
+            if ids == api_log_ids(server, run_id) and status_of(driver) in TERMINAL:
+                break
+            assert time.monotonic() < deadline, f"the log did not catch up: {ids}"
+            time.sleep(0.2)
+        assert proxy.cuts_made == 2
+    messages = [e.text for e in css_all(driver, "#logs .log-entry .log-message")]
+    assert [m for m in messages if m.startswith("entry ")] == [f"entry {i}" for i in range(40)]
+    assert same_page(driver), "the page was reloaded"
+    # A dropped stream is logged by Chromium as a failed request; nothing else may be.
+    assert no_alert(driver)
+    errors = console_errors(driver, ("logs/stream",))
+    assert errors == [], errors
 
 
 # ------------------------------------------------------------------ approvals ----------
