@@ -123,6 +123,11 @@ class ApiKeys:
     def __len__(self) -> int:
         return len(self._hashes)
 
+    def active(self, key_id: str) -> bool:
+        """Whether a key of this id is still accepted: a dashboard session made with a key
+        the host has since dropped (under a session secret it kept) ends."""
+        return any(name == key_id for name, _, _ in self._hashes)
+
     async def authenticate(self, credentials: Credentials) -> Principal | None:
         if credentials.carrier == "cookie" or not credentials.secret:
             return None

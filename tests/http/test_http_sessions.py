@@ -411,3 +411,23 @@ def test_a_key_without_a_person_signs_in_as_its_own_id(tmp_path: Path) -> None:
     stored, _ = create_key(store, "ci", roles=["read"])
     assert stored.profile() is None and stored.user_id == "ci"
     assert KeyStore(store).users(["ci"]) == {}
+
+
+async def test_a_session_ends_with_its_key_when_the_host_drops_it() -> None:
+    """Static keys (``ApiKeys``) under a secret the host keeps across restarts: a session
+    made with a key the host no longer lists is refused."""
+    from runkit_contrib import ApiKeys
+
+    secret = b"h" * 32
+    async with Runkit("memory://", kinds=KINDS, autoload_plugins=False) as rk:
+        before = asgi_app(rk, auth=ApiKeys({"ci": "k-one", "ops": "k-two"}), session_secret=secret)
+        transport = httpx.ASGITransport(app=before)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            signed_in = await c.post(SESSIONS, json={"apiKey": "k-one"})
+            token = signed_in.cookies["vai_token"]
+        cookie = {"Cookie": f"vai_token={token}"}
+        for keys, expected in (({"ci": "k-one"}, 200), ({"ops": "k-two"}, 401)):
+            after = asgi_app(rk, auth=ApiKeys(keys), session_secret=secret, ui=False)
+            transport = httpx.ASGITransport(app=after)
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+                assert (await c.get(BASE, headers=cookie)).status_code == expected, keys
