@@ -20,11 +20,14 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 from selenium import webdriver
 from selenium.common.exceptions import NoAlertPresentException
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webelement import WebElement
 
 from chromium import headless_chrome
 from serve_support import create_key, serve_process
@@ -176,3 +179,60 @@ def screenshot(driver: webdriver.Chrome, name: str, whole: bool = False) -> None
     assert png.startswith(b"\x89PNG")
     IMAGES.mkdir(parents=True, exist_ok=True)
     (IMAGES / f"dashboard-{name}.png").write_bytes(png)
+
+
+# ------------------------------------------------------------------ page and API helpers --
+RUNS = "/api/v1/action-runs"
+
+
+def css(driver: webdriver.Chrome | WebElement, selector: str) -> WebElement:
+    return driver.find_element(By.CSS_SELECTOR, selector)
+
+
+def css_all(driver: webdriver.Chrome | WebElement, selector: str) -> list[WebElement]:
+    return driver.find_elements(By.CSS_SELECTOR, selector)
+
+
+def path_of(driver: webdriver.Chrome) -> str:
+    return urlsplit(driver.current_url).path
+
+
+def open_run(driver: webdriver.Chrome, server: Server, run_id: str) -> None:
+    driver.get(server.url(f"/ui/runs/{run_id}"))
+    wait_for(lambda: css(driver, f'#run[data-run-id="{run_id}"]'), what="the run page")
+
+
+def assert_clean(driver: webdriver.Chrome, *allow: str) -> None:
+    """No alert open, and no console error since the last look but the ``allow``ed ones."""
+    assert no_alert(driver)
+    assert console_errors(driver, allow) == []
+
+
+def create_run(
+    server: Server, kind: str, definition: dict[str, Any], execute: bool = False
+) -> dict[str, Any]:
+    """A run made through the API with the admin key (a fixture, not what is tested)."""
+    with server.client() as api:
+        answer = api.post(
+            RUNS,
+            params={"execute": str(execute).lower()},
+            json={"kind": kind, "definition": definition},
+        )
+    assert answer.status_code == 201, answer.text
+    run: dict[str, Any] = answer.json()
+    return run
+
+
+def api_log_ids(server: Server, run_id: str) -> list[str]:
+    """The ids of the run's whole log, as the API pages it."""
+    ids: list[str] = []
+    after = ""
+    with server.client() as api:
+        while True:
+            page = api.get(f"{RUNS}/{run_id}/logs", params={"after": after, "limit": 500})
+            assert page.status_code == 200, page.text
+            body = page.json()
+            ids += [entry["id"] for entry in body["entries"]]
+            if not body["hasMore"]:
+                return ids
+            after = body["nextCursor"]

@@ -25,14 +25,22 @@ import pytest
 from browser_support import (  # noqa: F401 (the fixtures server and driver)
     IMG,
     PHONE,
+    RUNS,
     SCRIPT,
     WIDE,
     Server,
+    api_log_ids,
+    assert_clean,
     color_scheme,
     console_errors,
+    create_run,
+    css,
+    css_all,
     driver_fixture,
     mark_page,
     no_alert,
+    open_run,
+    path_of,
     same_page,
     screenshot,
     server_fixture,
@@ -41,13 +49,10 @@ from browser_support import (  # noqa: F401 (the fixtures server and driver)
 )
 from selenium import webdriver
 from selenium.webdriver.common.action_chains import ActionChains
-from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.remote.webelement import WebElement
 
 from tcp_proxy import TcpProxy, cut_after, cut_inside
 
-RUNS = "/api/v1/action-runs"
 #: A live change must show within the contract's 2 s poll; this leaves room for a slow CI.
 LIVE = 8.0
 TERMINAL = {"succeeded", "failed", "cancelled", "rejected"}
@@ -56,18 +61,6 @@ _SIGNED_IN: dict[int, str] = {}
 
 
 # ------------------------------------------------------------------ helpers ------------
-def path_of(driver: webdriver.Chrome) -> str:
-    return urlsplit(driver.current_url).path
-
-
-def css(driver: webdriver.Chrome | WebElement, selector: str) -> WebElement:
-    return driver.find_element(By.CSS_SELECTOR, selector)
-
-
-def css_all(driver: webdriver.Chrome | WebElement, selector: str) -> list[WebElement]:
-    return driver.find_elements(By.CSS_SELECTOR, selector)
-
-
 def sign_in(driver: webdriver.Chrome, server: Server, who: str) -> None:
     """Sign in through the sign-in page with the key named ``who``; on the runs page after."""
     if _SIGNED_IN.get(id(driver)) == who and driver.get_cookie("vai_token"):
@@ -80,21 +73,6 @@ def sign_in(driver: webdriver.Chrome, server: Server, who: str) -> None:
     css(driver, "button#sign-in").click()
     wait_for(lambda: path_of(driver) == "/ui/", what="the runs page after signing in")
     _SIGNED_IN[id(driver)] = who
-
-
-def create_run(
-    server: Server, kind: str, definition: dict[str, Any], execute: bool = False
-) -> dict[str, Any]:
-    """A run made through the API with the admin key (a fixture, not what is tested)."""
-    with server.client() as api:
-        answer = api.post(
-            RUNS,
-            params={"execute": str(execute).lower()},
-            json={"kind": kind, "definition": definition},
-        )
-    assert answer.status_code == 201, answer.text
-    run: dict[str, Any] = answer.json()
-    return run
 
 
 def api_run(server: Server, run_id: str) -> dict[str, Any]:
@@ -112,20 +90,6 @@ def api_wait(server: Server, run_id: str, statuses: set[str], within: float = 20
         f"run {run_id} in {statuses}",
         every=0.1,
     )
-
-
-def api_log_ids(server: Server, run_id: str) -> list[str]:
-    ids: list[str] = []
-    after = ""
-    with server.client() as api:
-        while True:
-            page = api.get(f"{RUNS}/{run_id}/logs", params={"after": after, "limit": 500})
-            assert page.status_code == 200, page.text
-            body = page.json()
-            ids += [entry["id"] for entry in body["entries"]]
-            if not body["hasMore"]:
-                return ids
-            after = body["nextCursor"]
 
 
 def run_total(server: Server) -> int:
@@ -179,16 +143,6 @@ def shown_text(driver: webdriver.Chrome, selector: str) -> str:
 def click(driver: webdriver.Chrome, selector: str) -> None:
     """Click ``selector``, finding it again if a live refresh replaced it meanwhile."""
     wait_for(lambda: css(driver, selector).click() or True, what=f"a click on {selector}")
-
-
-def open_run(driver: webdriver.Chrome, server: Server, run_id: str) -> None:
-    driver.get(server.url(f"/ui/runs/{run_id}"))
-    wait_for(lambda: css(driver, f'#run[data-run-id="{run_id}"]'), what="the run page")
-
-
-def assert_clean(driver: webdriver.Chrome, *allow: str) -> None:
-    assert no_alert(driver)
-    assert console_errors(driver, allow) == []
 
 
 @pytest.fixture(autouse=True)

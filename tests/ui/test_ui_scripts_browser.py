@@ -8,39 +8,35 @@ from __future__ import annotations
 
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 from browser_support import (  # noqa: F401 (the fixtures server and driver)
+    RUNS,
     Server,
+    api_log_ids,
+    assert_clean,
     console_errors,
+    create_run,
+    css,
+    css_all,
     driver_fixture,
     mark_page,
     no_alert,
+    open_run,
+    path_of,
     same_page,
     server_fixture,
     wait_for,
 )
 from selenium import webdriver
-from selenium.webdriver.common.by import By
-from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select
 
-RUNS = "/api/v1/action-runs"
 LIVE = 8.0
 IDS = "return [...document.querySelectorAll('#logs .log-entry')].map(e => e.dataset.id)"
 
 
-def css(driver: webdriver.Chrome | WebElement, selector: str) -> WebElement:
-    return driver.find_element(By.CSS_SELECTOR, selector)
-
-
-def css_all(driver: webdriver.Chrome | WebElement, selector: str) -> list[WebElement]:
-    return driver.find_elements(By.CSS_SELECTOR, selector)
-
-
-def path_of(driver: webdriver.Chrome) -> str:
-    return urlsplit(driver.current_url).path
+def create_id(server: Server, kind: str, definition: dict[str, Any], execute: bool) -> str:
+    return str(create_run(server, kind, definition, execute)["id"])
 
 
 @pytest.fixture(autouse=True)
@@ -54,50 +50,17 @@ def signed_in(driver: webdriver.Chrome, server: Server) -> None:
     driver.get_log("browser")
 
 
-def create(server: Server, kind: str, definition: dict[str, Any], execute: bool) -> str:
-    with server.client() as api:
-        answer = api.post(
-            RUNS,
-            params={"execute": str(execute).lower()},
-            json={"kind": kind, "definition": definition},
-        )
-    assert answer.status_code == 201, answer.text
-    return str(answer.json()["id"])
-
-
 def api_status(server: Server, run_id: str) -> str:
     with server.client() as api:
         return str(api.get(f"{RUNS}/{run_id}").json()["status"])
 
 
-def api_ids(server: Server, run_id: str) -> list[str]:
-    ids: list[str] = []
-    after = ""
-    with server.client() as api:
-        while True:
-            body = api.get(f"{RUNS}/{run_id}/logs", params={"after": after, "limit": 500}).json()
-            ids += [e["id"] for e in body["entries"]]
-            if not body["hasMore"]:
-                return ids
-            after = body["nextCursor"]
-
-
-def open_run(driver: webdriver.Chrome, server: Server, run_id: str) -> None:
-    driver.get(server.url(f"/ui/runs/{run_id}"))
-    wait_for(lambda: css(driver, f'#run[data-run-id="{run_id}"]'), what="the run page")
-
-
-def clean(driver: webdriver.Chrome, *allow: str) -> None:
-    assert no_alert(driver)
-    assert console_errors(driver, allow) == []
-
-
 def test_a_long_log_is_read_page_by_page_to_its_end(
     driver: webdriver.Chrome, server: Server
 ) -> None:
-    run = create(server, "emit_logs", {"count": 1200}, execute=True)
+    run = create_id(server, "emit_logs", {"count": 1200}, execute=True)
     wait_for(lambda: api_status(server, run) == "succeeded", 30, "the run to end")
-    expected = api_ids(server, run)
+    expected = api_log_ids(server, run)
     assert len(expected) > 1200
     open_run(driver, server, run)
     mark_page(driver)
@@ -112,17 +75,17 @@ def test_a_long_log_is_read_page_by_page_to_its_end(
     assert entries[-2].is_displayed()
     Select(css(driver, "select#log-level")).select_by_value("all")
     assert entries[0].is_displayed()
-    clean(driver)
+    assert_clean(driver)
 
 
 def test_a_level_shows_its_entries_and_those_above_it(
     driver: webdriver.Chrome, server: Server
 ) -> None:
     # A failed run's log: info entries (its moves) and error entries (its failure).
-    run = create(server, "fail_n_times", {"times": 1, "maxAttempts": 1}, execute=True)
+    run = create_id(server, "fail_n_times", {"times": 1, "maxAttempts": 1}, execute=True)
     wait_for(lambda: api_status(server, run) == "failed", 30, "the run to fail")
     open_run(driver, server, run)
-    wait_for(lambda: driver.execute_script(IDS) == api_ids(server, run), LIVE, "the log")
+    wait_for(lambda: driver.execute_script(IDS) == api_log_ids(server, run), LIVE, "the log")
     shown_levels = (
         "return [...document.querySelectorAll('#logs .log-entry')]"
         ".filter(e => e.offsetParent !== null).map(e => e.dataset.level)"
@@ -140,13 +103,13 @@ def test_a_level_shows_its_entries_and_those_above_it(
         Select(css(driver, "select#log-level")).select_by_value(level)
         assert driver.execute_script(shown_levels) == levels, level
     Select(css(driver, "select#log-level")).select_by_value("all")
-    clean(driver)
+    assert_clean(driver)
 
 
 def test_delete_asks_in_a_dialog_then_goes_to_the_runs(
     driver: webdriver.Chrome, server: Server
 ) -> None:
-    run = create(server, "noop", {}, execute=False)
+    run = create_id(server, "noop", {}, execute=False)
     open_run(driver, server, run)
     dialog = css(driver, "dialog#confirm-delete")
     assert not dialog.is_displayed()
@@ -161,11 +124,11 @@ def test_delete_asks_in_a_dialog_then_goes_to_the_runs(
     wait_for(lambda: path_of(driver) == "/ui/", LIVE, "the runs page")
     with server.client() as api:
         assert api.get(f"{RUNS}/{run}").status_code == 404
-    clean(driver)
+    assert_clean(driver)
 
 
 def test_a_refused_action_shows_the_apis_message(driver: webdriver.Chrome, server: Server) -> None:
-    run = create(server, "noop", {}, execute=False)
+    run = create_id(server, "noop", {}, execute=False)
     open_run(driver, server, run)
     # Hold the live refresh, so the page still offers what the run no longer allows.
     driver.execute_script(
@@ -177,26 +140,28 @@ def test_a_refused_action_shows_the_apis_message(driver: webdriver.Chrome, serve
     assert not error.is_displayed()
     css(driver, 'button[data-action="execute"]').click()
     wait_for(lambda: error.is_displayed() and "cancelled" in error.text, LIVE, "#action-error")
-    clean(driver, r"/execute .* 409")
+    assert_clean(driver, r"/execute .* 409")
 
 
 def test_a_retried_run_is_followed_again(driver: webdriver.Chrome, server: Server) -> None:
-    run = create(server, "fail_n_times", {"times": 1, "maxAttempts": 1}, execute=True)
+    run = create_id(server, "fail_n_times", {"times": 1, "maxAttempts": 1}, execute=True)
     wait_for(lambda: api_status(server, run) == "failed", 30, "the run to fail")
     open_run(driver, server, run)
     mark_page(driver)
     before = driver.execute_script(IDS)
-    assert before == api_ids(server, run)
+    assert before == api_log_ids(server, run)
     css(driver, 'button[data-action="retry"]').click()
     wait_for(
         lambda: css(driver, "#run-status").get_attribute("data-status") == "succeeded",
         LIVE + 5,
         "the retried run to succeed",
     )
-    wait_for(lambda: driver.execute_script(IDS) == api_ids(server, run), LIVE, "the new entries")
+    wait_for(
+        lambda: driver.execute_script(IDS) == api_log_ids(server, run), LIVE, "the new entries"
+    )
     assert len(driver.execute_script(IDS)) > len(before)
     assert same_page(driver)
-    clean(driver)
+    assert_clean(driver)
 
 
 def test_the_raw_editor_and_the_fields_stay_in_step(
@@ -219,7 +184,7 @@ def test_the_raw_editor_and_the_fields_stay_in_step(
     wait_for(lambda: error.is_displayed() and error.text, what="the JSON error")
     assert raw.is_displayed()
     time.sleep(0.2)
-    clean(driver)
+    assert_clean(driver)
 
 
 def test_signing_in_returns_to_where_one_was_going(
@@ -231,4 +196,4 @@ def test_signing_in_returns_to_where_one_was_going(
     css(driver, "input#api-key").send_keys(server.keys["admin"])
     css(driver, "button#sign-in").click()
     wait_for(lambda: path_of(driver) == "/ui/workers", LIVE, "the workers page")
-    clean(driver)
+    assert_clean(driver)
