@@ -33,7 +33,7 @@ Carrier = Literal["bearer", "api_key", "cookie"]
 COOKIE_NAME = "vai_token"
 CSRF_HEADER = "x-runkit-csrf"
 _UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="runkit"'}
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="runkit"'}
 
 
 @attrs.frozen(repr=False)
@@ -148,7 +148,7 @@ def extract(request: Request) -> Credentials | None:
     if header is not None:
         scheme, _, token = header.strip().partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise HttpError(401, "Authorization must be 'Bearer <token>'", _CHALLENGE)
+            raise HttpError(401, "Authorization must be 'Bearer <token>'", CHALLENGE)
         return Credentials(bearer=token.strip())
     key = request.headers.get("x-api-key")
     if key is not None:
@@ -182,14 +182,14 @@ async def authenticate(request: Request, config: AuthConfig) -> Principal | None
     if credentials is None:
         if config.allow_anonymous:
             return None
-        raise HttpError(401, "authentication required", _CHALLENGE)
+        raise HttpError(401, "authentication required", CHALLENGE)
     principal: Principal | None = None
     for verifier in config.authenticators:
         principal = await verifier.authenticate(credentials)
         if principal is not None:
             break
     if principal is None:
-        raise HttpError(401, "invalid credentials", _CHALLENGE)
+        raise HttpError(401, "invalid credentials", CHALLENGE)
     if credentials.carrier == "cookie" and request.method in _UNSAFE_METHODS:
         check_csrf(request, config.trusted_origins)
     return principal
@@ -205,11 +205,18 @@ def check_csrf(request: Request, trusted_origins: frozenset[str]) -> None:
         return
     if headers.get("sec-fetch-site") == "same-origin":
         return
-    origin = headers.get("origin")
-    if origin and origin != "null":
-        if origin.rstrip("/") in trusted_origins:
-            return
-        host = headers.get("host")
-        if host and urlsplit(origin).netloc.lower() == host.lower():
-            return
+    if trusted_origin(request, trusted_origins):
+        return
     raise HttpError(403, "cross-site request refused (CSRF): send X-Runkit-CSRF: 1")
+
+
+def trusted_origin(request: Request, trusted_origins: frozenset[str]) -> bool:
+    """Whether the request's ``Origin`` is one of ``trusted_origins`` or this very host
+    (False without one, or for the opaque ``null``)."""
+    origin = request.headers.get("origin")
+    if not origin or origin == "null":
+        return False
+    if origin.rstrip("/") in trusted_origins:
+        return True
+    host = request.headers.get("host")
+    return bool(host) and urlsplit(origin).netloc.lower() == str(host).lower()

@@ -10,19 +10,16 @@ any cookie-authenticated change; without one it just clears the cookie.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ._auth import COOKIE_NAME, Credentials, check_csrf, extract
+from ._auth import CHALLENGE, COOKIE_NAME, Credentials, check_csrf, extract, trusted_origin
 from ._body import decode, json_object
 from ._errors import HttpError, invalid, to_response
 from ._sessions import Issued, Sessions
 from ._wire import Session, SessionPrincipal, SignIn, UserProfile, project, to_json
 
-_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="runkit"'}
 _MAX_KEY = 4096
 
 
@@ -59,7 +56,7 @@ async def _sign_in(
         raise invalid(("body", "apiKey"), "field required", "missing")
     issued = await sessions.sign_in(carried)
     if issued is None:
-        raise HttpError(401, "invalid credentials", _CHALLENGE)
+        raise HttpError(401, "invalid credentials", CHALLENGE)
     response = JSONResponse(_session_json(issued))
     response.set_cookie(
         COOKIE_NAME,
@@ -91,13 +88,14 @@ def _sign_out(request: Request, sessions: Sessions, trusted: frozenset[str]) -> 
 
 
 def _refuse_cross_site(request: Request, trusted: frozenset[str]) -> None:
-    headers = request.headers
-    origin = headers.get("origin")
-    if origin is not None and origin != "null":
-        host = headers.get("host", "").lower()
-        if origin.rstrip("/") not in trusted and urlsplit(origin).netloc.lower() != host:
-            raise HttpError(403, "sign-in from another site refused")
-    elif origin == "null" or headers.get("sec-fetch-site") == "cross-site":
+    """A browser names the page's origin (``null`` when opaque); without one, only its
+    Fetch metadata can say the request is cross-site."""
+    origin = request.headers.get("origin")
+    if origin is not None:
+        cross = not trusted_origin(request, trusted)
+    else:
+        cross = request.headers.get("sec-fetch-site") == "cross-site"
+    if cross:
         raise HttpError(403, "sign-in from another site refused")
 
 
