@@ -28,6 +28,7 @@ from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
     invariant,
+    multiple,
     precondition,
     rule,
 )
@@ -42,6 +43,7 @@ from runkit import (
     LeaseLost,
     ManualClock,
     NewLogEntry,
+    NewRun,
     Runkit,
     RunkitError,
     RunNotFound,
@@ -212,6 +214,62 @@ class RunkitMachine(RuleBasedStateMachine):
                 execute=execute,
             )
         )
+        return self.record(kind, idem, key, limit, definition, execute, results)
+
+    @rule(
+        target=runs,
+        items=st.lists(
+            st.tuples(
+                st.sampled_from(["t_noop", "t_gate"]),
+                st.none() | st.sampled_from(["i1", "i2", "i3"]),
+                st.none() | st.sampled_from(["k1", "k2"]),
+                st.integers(1, 2),
+                st.booleans(),
+            ),
+            min_size=1,
+            max_size=4,
+        ),
+    )
+    def create_batch(self, items: list[tuple[str, str | None, str | None, int, bool]]) -> Any:
+        """``create_many``: the same answers, item by item, as creates one after another
+        (a key repeated in the batch answers like a second create)."""
+        batch = [
+            NewRun(
+                kind,
+                {"required": variant} if kind == "t_gate" else {},
+                idempotency_key=idem,
+                concurrency_key=key,
+                concurrency_limit=2 if key == "k2" else 1,
+                execute=execute,
+            )
+            for kind, idem, key, variant, execute in items
+        ]
+        answers = self.call(lambda rk: rk.create_many(batch))
+        ids = [
+            self.record(
+                item.kind,
+                item.idempotency_key,
+                item.concurrency_key,
+                item.concurrency_limit or 1,
+                dict(item.definition or {}),
+                item.execute,
+                [backend[j] for backend in answers],
+            )
+            for j, item in enumerate(batch)
+        ]
+        return multiple(*ids)
+
+    def record(
+        self,
+        kind: str,
+        idem: str | None,
+        key: str | None,
+        limit: int,
+        definition: dict[str, Any],
+        execute: bool,
+        results: list[Any],
+    ) -> UUID:
+        """Check one create's answers from every backend against the model, and record it."""
         first = self.same(results)
         if idem is not None and idem in self.by_idem:
             existing = self.model[self.by_idem[idem]]

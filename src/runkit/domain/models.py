@@ -275,6 +275,21 @@ class Created:
         return not self.created
 
 
+@attrs.frozen(kw_only=True)
+class NewRun:
+    """One item of :meth:`Runkit.create_many <runkit.Runkit.create_many>`: the arguments
+    :meth:`~runkit.Runkit.create` takes, as a value."""
+
+    kind: str = attrs.field(kw_only=False)
+    definition: Mapping[str, Any] | None = attrs.field(default=None, kw_only=False)
+    idempotency_key: str | None = None
+    concurrency_key: str | None = None
+    concurrency_limit: int | None = None
+    parent_action_run_id: UUID | str | None = None
+    action_id: str | None = None
+    execute: bool = False
+
+
 @attrs.frozen
 class Expect:
     """The compare-and-set guard of a store update: the row changes only if its status is

@@ -22,19 +22,19 @@ from ..domain.cursor import Cursor
 from ..domain.display import display_status
 from ..domain.errors import (
     ConfigurationError,
+    IdempotencyConflict,
     IllegalTransition,
-    NotAllowed,
     RunNotFound,
 )
 from ..domain.idempotency import IdempotencyPolicy
 from ..domain.kind import Kind, KindRegistry
 from ..domain.models import (
-    SYSTEM,
     Created,
     Expect,
     LogEntry,
     LogPage,
     NewLogEntry,
+    NewRun,
     Principal,
     Run,
     RunPage,
@@ -48,7 +48,8 @@ from ..engine._wakeups import Wakeups
 from ..storage.base import Store
 from ..storage.protocols import NotificationListener, Notifier, TransactionalInsert
 from ..storage.urls import open_store
-from .mover import CAS_ATTEMPTS, Mover, iso
+from . import approvals, batch
+from .mover import CAS_ATTEMPTS, Mover
 from .plugins import (
     HostChecks,
     collect_kinds,
@@ -333,6 +334,17 @@ class Runkit:
             return creating.replay(stored, run)
         raise RuntimeError("idempotency key kept changing hands")  # pragma: no cover
 
+    async def create_many(
+        self, items: Sequence[NewRun], *, principal: Principal | None = None
+    ) -> builtins.list[Created | IdempotencyConflict]:
+        """Create up to 1,000 runs at once: :meth:`create` for each :class:`NewRun`, written
+        in one transaction. Answers one item each, in order: :class:`Created` (``created``
+        False for an idempotent replay), or the item's :class:`IdempotencyConflict`
+        (returned, not raised: the other items are written). An invalid item raises one
+        ValidationError for the batch, its ``loc`` starting ``("items", index)``, and
+        nothing is written."""
+        return await batch.create_many(self, items, principal)
+
     def create_in(
         self,
         connection: Any,
@@ -441,57 +453,9 @@ class Runkit:
     async def approve(
         self, run_id: UUID | str, *, principal: Principal | None = None, reason: str | None = None
     ) -> Run:
-        return await self._decide(run_id, "approve", principal, reason)
+        return await approvals.decide(self, run_id, "approve", principal, reason)
 
     async def reject(
         self, run_id: UUID | str, *, principal: Principal | None = None, reason: str | None = None
     ) -> Run:
-        return await self._decide(run_id, "reject", principal, reason)
-
-    async def _decide(
-        self, run_id: UUID | str, decision: str, principal: Principal | None, reason: str | None
-    ) -> Run:
-        rid = _inputs.run_id(run_id)
-        reason = _inputs.optional_str(reason, ("reason",), _inputs.MAX_REASON_LENGTH)
-        action = Action.APPROVE if decision == "approve" else Action.REJECT
-        for _ in range(CAS_ATTEMPTS):
-            run = await self.get(rid)
-            policy = self.kinds.approval_policy(run)
-            if policy is None:
-                raise IllegalTransition(rid, run.status, action, allowed_actions(run.status))
-            moves.target(run, action)  # 409 unless awaiting approval
-            who = principal or SYSTEM
-            if principal is not None and principal.kind != "system":
-                if not policy.may_decide(principal.id, principal.groups):
-                    raise NotAllowed(f"{principal.id} may not {decision} run {rid}")
-                if not policy.allow_self_approval and principal.id == run.trigger_source_id:
-                    raise NotAllowed(f"{principal.id} created run {rid} and may not decide it")
-                if any(d.get("by") == principal.id for d in run.approvals):
-                    raise NotAllowed(f"{principal.id} has already decided run {rid}")
-            now = self.clock.now()
-            record = {"by": who.id, "decision": decision, "reason": reason, "at": iso(now)}
-            approvals = (*run.approvals, record)
-            approved = sum(1 for d in approvals if d["decision"] == "approve")
-            if decision == "approve" and approved < policy.required:
-                new = await self.store.update(
-                    rid,
-                    Expect(frozenset({run.status})),
-                    {"approvals": approvals, "updated_at": now},
-                    [
-                        NewLogEntry(
-                            f"approval {approved} of {policy.required} by {who.id}",
-                            event="approval.recorded",
-                            data=record,
-                            occurred_at=now,
-                        )
-                    ],
-                )
-            else:
-                extra: dict[str, Any] = {"approvals": approvals}
-                if decision == "approve":
-                    extra["result"] = {"approved": True, "approvals": list(approvals)}
-                new = await self.mover.move(run, action, who, reason=decision, extra=extra)
-            if new is not None:
-                self.wakeups.logs_appended(rid)
-                return new
-        raise IllegalTransition(rid, run.status, action, allowed_actions(run.status))
+        return await approvals.decide(self, run_id, "reject", principal, reason)

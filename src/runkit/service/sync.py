@@ -19,6 +19,7 @@ _FORWARDED = frozenset(
         "list",
         "logs",
         "create",
+        "create_many",
         "execute",
         "pause",
         "resume",

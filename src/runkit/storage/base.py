@@ -1,6 +1,6 @@
-"""The storage contract: eleven atomic primitives for runs and logs (and two batched ones with
-a default: an update, and a read of log heads), three for the worker registry, and helpers
-every backend shares.
+"""The storage contract: eleven atomic primitives for runs and logs (and three batched ones
+with a default: an insert, an update, and a read of log heads), three for the worker
+registry, and helpers every backend shares.
 
 A backend stores runs and their log entries and performs each primitive below atomically.
 It decides nothing: which transition is legal, which idempotency key wins, what a claimed run
@@ -114,6 +114,22 @@ class Store(abc.ABC):
         index (or an equivalent single critical section), never by check-then-insert.
         Raises ValueError if a run with ``run.id`` exists (ids are the core's uuid4s).
         """
+
+    async def insert_many(
+        self, items: Sequence[tuple[Run, Sequence[NewLogEntry]]]
+    ) -> builtins.list[tuple[Run, bool]]:
+        """:meth:`insert` for each ``(run, entries)`` of ``items``, one result each, in
+        order. An item whose idempotency scope is held (by a stored run or by an earlier
+        item of the batch) inserts nothing and answers ``(holder, False)``.
+
+        Backends should override this to write the batch in one transaction (a crash then
+        leaves all of it or none); this default inserts one item after another. Raises
+        ValueError if a run id exists or repeats, before writing anything.
+        """
+        ids = [run.id for run, _ in items]
+        if len(set(ids)) != len(ids):
+            raise ValueError("insert_many: a run id repeats within the batch")
+        return [await self.insert(run, entries) for run, entries in items]
 
     @abc.abstractmethod
     async def get(self, run_id: UUID) -> Run | None:

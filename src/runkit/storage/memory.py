@@ -59,6 +59,15 @@ class MemoryStore(Store):
         run, _ = self._append(run, entries)
         return run, True
 
+    async def insert_many(
+        self, items: Sequence[tuple[Run, Sequence[NewLogEntry]]]
+    ) -> builtins.list[tuple[Run, bool]]:
+        # Checked first, so a bad id writes nothing; no await in between: one critical section.
+        ids = [run.id for run, _ in items]
+        if len(set(ids)) != len(ids) or any(i in self._runs for i in ids):
+            raise ValueError("insert_many: a run id exists or repeats within the batch")
+        return [await self.insert(run, entries) for run, entries in items]
+
     async def get(self, run_id: UUID) -> Run | None:
         return self._runs.get(run_id)
 

@@ -28,11 +28,12 @@ from ..domain.models import Expect, Lease, Run, RunQuery, WorkerInfo
 from ..domain.moves import status_entry
 from ..domain.states import LEASED, Status
 from ..storage.base import Store, Update
+from ._batch_conformance import BatchConformance
 from ._log_conformance import LogConformance
 from ._support import LEASE, T0, _lease, _queued, entry, make_run
 
 
-class StoreConformance(LogConformance):
+class StoreConformance(LogConformance, BatchConformance):
     """Every test here must pass for every backend."""
 
     pytestmark = pytest.mark.anyio

@@ -27,6 +27,9 @@ from .rows import row_to_run, run_values, stored_logs
 from .schema import logs, runs
 
 _HOLDER = sa.select(runs).where(runs.c.idempotency_scope == sa.bindparam("b_scope"))
+_HOLDERS = sa.select(runs).where(
+    runs.c.idempotency_scope.in_(sa.bindparam("b_scopes", expanding=True))
+)
 _INSERT_LOGS = sa.insert(logs)
 #: Creates write one or two entries; up to this many go in the one-statement insert.
 _ONE_STATEMENT_ENTRIES = 4
@@ -71,7 +74,76 @@ class Inserter:
             .on_conflict_do_nothing(index_elements=[runs.c.idempotency_scope])
             .returning(runs.c.seq)
         )
+        # For batches: ids come back with the seqs, as a skipped row returns nothing.
+        self._insert_runs = (
+            dialect_insert(runs)
+            .on_conflict_do_nothing(index_elements=[runs.c.idempotency_scope])
+            .returning(runs.c.id, runs.c.seq)
+        )
         self._with_logs: dict[int, sa.Select[Any]] = {}
+
+    def insert_many(
+        self, tx: Transactions, items: Sequence[tuple[Run, Sequence[NewLogEntry]]]
+    ) -> list[tuple[Run, bool]]:
+        """Insert every ``(run, entries)`` of ``items`` in one transaction: one multi-row
+        INSERT for the runs, one for their entries, one read for the held scopes."""
+        ids = [run.id for run, _ in items]
+        if len(set(ids)) != len(ids):
+            raise ValueError("insert_many: a run id repeats within the batch")
+        if not items:
+            return []
+        try:
+            with tx.write() as conn:
+                return self._insert_many_on(conn, items)
+        except exc.IntegrityError as err:
+            if violates(err, "runkit_runs_id_key", "runkit_runs.id"):
+                raise ValueError("insert_many: a run id exists") from err
+            raise
+
+    def _insert_many_on(
+        self, conn: Connection, items: Sequence[tuple[Run, Sequence[NewLogEntry]]]
+    ) -> list[tuple[Run, bool]]:
+        results: list[tuple[Run, bool] | None] = [None] * len(items)
+        pending = list(range(len(items)))
+        now = datetime.now(UTC)
+        for _ in range(_ROUNDS):
+            values = []
+            for i in pending:
+                run, entries = items[i]
+                row = run_values(run)
+                row["log_seq"] = len(entries)
+                values.append(row)
+            inserted: dict[Any, int] = dict(conn.execute(self._insert_runs, values).all())
+            log_rows: list[dict[str, Any]] = []
+            held: list[int] = []
+            for i in pending:
+                run, entries = items[i]
+                seq = inserted.get(run.id)
+                if seq is None:
+                    held.append(i)
+                    continue
+                results[i] = (attrs.evolve(run, seq=seq, log_seq=len(entries)), True)
+                stored_logs(run.id, seq, run.attempt, entries, 0, now, log_rows)
+            if log_rows:
+                conn.execute(_INSERT_LOGS, log_rows)
+            # A skipped row's scope is held by a stored run or an earlier item of this batch
+            # (this transaction sees its own rows); one deleted since is free: insert again.
+            scopes = [items[i][0].idempotency_scope for i in held]
+            holders = (
+                {r.idempotency_scope: r for r in conn.execute(_HOLDERS, {"b_scopes": scopes})}
+                if held
+                else {}
+            )
+            pending = []
+            for i in held:
+                holder = holders.get(items[i][0].idempotency_scope)
+                if holder is None:
+                    pending.append(i)
+                else:
+                    results[i] = (row_to_run(holder), False)
+            if not pending:
+                return [r for r in results if r is not None]
+        raise StorageUnavailable("idempotency scopes kept changing hands in a batch insert")
 
     def insert(
         self, tx: Transactions, run: Run, entries: Sequence[NewLogEntry]

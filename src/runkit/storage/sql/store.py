@@ -188,6 +188,11 @@ class SqlStore(Store):
     def _insert(self, run: Run, entries: Sequence[NewLogEntry]) -> tuple[Run, bool]:
         return self._inserter.insert(self._tx, run, entries)
 
+    async def insert_many(
+        self, items: Sequence[tuple[Run, Sequence[NewLogEntry]]]
+    ) -> builtins.list[tuple[Run, bool]]:
+        return await self._call(functools.partial(self._inserter.insert_many, self._tx, items))
+
     def insert_in(
         self, connection: Connection, run: Run, entries: Sequence[NewLogEntry] = ()
     ) -> tuple[Run, bool]:
