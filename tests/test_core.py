@@ -525,6 +525,7 @@ PUBLIC_API = [
     "Clock",
     "ConfigurationError",
     "Created",
+    "NewRun",
     "Cursor",
     "ErrorDetail",
     "Expect",

@@ -21,17 +21,19 @@ class TestMemoryStore(StoreConformance):
 
 class _SqlConformance(StoreConformance):
     url: str
+    #: PostgreSQL on asyncio: the driver path (psycopg's async connections), or threads.
+    native_async = True
 
     @pytest.fixture
     async def store(self, url: str) -> AsyncIterator[Store]:
-        async with SqlStore(url, create_schema=True) as store:
+        async with SqlStore(url, create_schema=True, native_async=self.native_async) as store:
             yield store
 
     @pytest.fixture
     async def store_twins(self, store: Store, url: str) -> AsyncIterator[list[Store]]:
         # Separate store instances (separate engines and connections) on one database, so
         # the concurrency checks race real transactions.
-        others = [SqlStore(url) for _ in range(2)]
+        others = [SqlStore(url, native_async=self.native_async) for _ in range(2)]
         for other in others:
             await other.open()
         try:
@@ -51,3 +53,10 @@ class TestPostgresStore(_SqlConformance):
     @pytest.fixture
     def url(self, pg_url: str) -> str:
         return pg_url
+
+
+class TestPostgresStoreThreads(TestPostgresStore):
+    """PostgreSQL through SQLAlchemy in worker threads: the path trio hosts and hosts'
+    own engines take."""
+
+    native_async = False

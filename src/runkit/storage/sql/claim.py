@@ -217,27 +217,22 @@ def _keyed_sqlite(conn: Connection, keys: list[str], now: datetime, limit: int) 
     return out
 
 
-def _keyed_pg(
-    conn: Connection, keys: list[str], now: datetime, limit: int
-) -> tuple[list[Run], dict[str, int]]:
-    """Try-lock ``keys``; for those granted, their leased count and their first ``limit`` due
-    queued runs, row-locked. Two statements: the second must start after the locks are
-    granted so that its snapshot sees every claim committed before."""
-    wanted = sa.func.unnest(sa.bindparam("keys", keys, type_=postgresql.ARRAY(sa.String())))
+@functools.cache
+def _try_keys() -> sa.Select[Any]:
+    """The keys of ``b_keys`` whose advisory try-lock was granted."""
+    wanted = sa.func.unnest(sa.bindparam("b_keys", type_=postgresql.ARRAY(sa.String())))
     tried = wanted.table_valued("key").render_derived(name="k")
-    granted = [
-        row[0]
-        for row in conn.execute(
-            sa.select(tried.c.key).where(
-                sa.func.pg_try_advisory_xact_lock(sa.func.hashtextextended(tried.c.key, 0))
-            )
-        )
-    ]
-    if not granted:
-        return [], {}
-    held = dict.fromkeys(granted, 0)
+    return sa.select(tried.c.key).where(
+        sa.func.pg_try_advisory_xact_lock(sa.func.hashtextextended(tried.c.key, 0))
+    )
+
+
+@functools.cache
+def _keyed_heads() -> sa.Select[Any]:
+    """For each key of ``b_granted``: its first ``b_limit`` due queued runs, row-locked,
+    each with the key's leased count."""
     mine = (
-        sa.func.unnest(sa.bindparam("granted", granted, type_=postgresql.ARRAY(sa.String())))
+        sa.func.unnest(sa.bindparam("b_granted", type_=postgresql.ARRAY(sa.String())))
         .table_valued("key")
         .render_derived(name="g")
     )
@@ -245,15 +240,28 @@ def _keyed_pg(
         sa.select(runs)
         .where(_due(), runs.c.concurrency_key == mine.c.key)
         .order_by(runs.c.seq)
-        .limit(limit)
+        .limit(_LIMIT)
         .with_for_update()
         .lateral("head")
     )
-    query = sa.select(head, _held_of(mine.c.key).label("held")).select_from(
+    return sa.select(head, _held_of(mine.c.key).label("held")).select_from(
         mine.join(head, sa.true())
     )
+
+
+def _keyed_pg(
+    conn: Connection, keys: list[str], now: datetime, limit: int
+) -> tuple[list[Run], dict[str, int]]:
+    """Try-lock ``keys``; for those granted, their leased count and their first ``limit`` due
+    queued runs, row-locked. Two statements: the second must start after the locks are
+    granted so that its snapshot sees every claim committed before."""
+    granted = [row[0] for row in conn.execute(_try_keys(), {"b_keys": keys})]
+    if not granted:
+        return [], {}
+    held = dict.fromkeys(granted, 0)
     out: list[Run] = []
-    for row in conn.execute(query, {"b_now": now}):
+    params = {"b_granted": granted, "b_now": now, "b_limit": limit}
+    for row in conn.execute(_keyed_heads(), params):
         run = row_to_run(row)
         assert run.concurrency_key is not None
         held[run.concurrency_key] = row._mapping["held"]

@@ -89,19 +89,25 @@ def build_engine(
                 "PostgreSQL needs its driver, which is not installed: "
                 "pip install 'runkit[postgres]' (or make serve RUNTIME_EXTRAS=http,postgres)"
             )
-        pg_args: dict[str, Any] = {}
-        if "connect_timeout" not in u.query:
-            pg_args["connect_timeout"] = 10
-        if "application_name" not in u.query:
-            pg_args["application_name"] = "runkit"
         return sa.create_engine(
             u,
             pool_size=pool_size,
             max_overflow=pool_size,
-            connect_args=pg_args,
+            connect_args=pg_connect_args(u),
             hide_parameters=True,
         )
     raise ConfigurationError(f"unsupported SQL URL {u!r}: use sqlite:/// or postgresql+psycopg://")
+
+
+def pg_connect_args(url: str | URL) -> dict[str, Any]:
+    """Connection options runkit adds to a PostgreSQL URL that does not set them."""
+    u = make_url(normalize_url(url) if isinstance(url, str) else url)
+    args: dict[str, Any] = {}
+    if "connect_timeout" not in u.query:
+        args["connect_timeout"] = 10
+    if "application_name" not in u.query:
+        args["application_name"] = "runkit"
+    return args
 
 
 def _create_private(database: str | None) -> None:

@@ -1,10 +1,12 @@
 """The SQL store: SQLite (stdlib driver) and PostgreSQL (psycopg 3) through SQLAlchemy Core.
 
-Each primitive is one transaction on the *synchronous* SQLAlchemy engine, run in a worker
-thread (:func:`anyio.to_thread.run_sync`, bounded by the store's own capacity limiter), so
-the store works the same under asyncio and trio. A primitive is not abandoned when its
-caller is cancelled: the thread finishes and commits or rolls back, which keeps every
-primitive atomic.
+Each primitive is one transaction, written as synchronous code over a SQLAlchemy
+connection. It runs in a worker thread on the synchronous engine
+(:func:`anyio.to_thread.run_sync`, bounded by the store's own capacity limiter), so the
+store works the same under asyncio and trio; on asyncio with PostgreSQL, the hot
+primitives run the same code on psycopg's async connections instead (``driver``: no
+thread, no SQLAlchemy execution layer). A primitive is not abandoned when its caller is
+cancelled: it finishes and commits or rolls back, which keeps every primitive atomic.
 
 Beyond the :class:`~runkit.storage.base.Store` contract the store offers:
 
@@ -28,7 +30,7 @@ import builtins
 import functools
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 from uuid import UUID
 
 import anyio
@@ -36,22 +38,25 @@ import anyio.to_thread
 import sqlalchemy as sa
 from sqlalchemy import exc
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.util.concurrency import in_greenlet
 
 from ...domain.models import Expect, Lease, LogEntry, NewLogEntry, Run, RunQuery, WorkerInfo
 from ...domain.states import LEASED, TERMINAL, Status
 from ..base import LogHead, Store, Update, check_changes, fence_expect
 from . import claim as _claim
 from . import reads as _reads
+from . import updates as _updates
 from . import workers as _workers
 from .cas import cas, status_in
+from .driver import DriverPath, available
 from .engine import (
     Synchronous,
     Transactions,
     build_engine,
     is_memory_sqlite,
+    pg_connect_args,
     retryable,
     translate,
-    violates,
 )
 from .insert import Inserter
 from .listen import Listening
@@ -102,7 +107,8 @@ class SqlStore(Store):
     many primitives run at once (and the size of the store's PostgreSQL pool).
     ``listen_dsn``: a libpq connection string for LISTEN when the engine goes through a
     transaction-mode pooler (PgBouncer); by default LISTEN uses a connection detached from
-    the engine's pool.
+    the engine's pool. ``native_async``: on asyncio, run the hot primitives on psycopg's
+    async connections (``driver``) rather than in worker threads (PostgreSQL URLs only).
     """
 
     def __init__(
@@ -114,6 +120,7 @@ class SqlStore(Store):
         busy_timeout: float = 30.0,
         max_threads: int | None = None,
         listen_dsn: str | None = None,
+        native_async: bool = True,
     ) -> None:
         self._owns_engine = not isinstance(url_or_engine, Engine)
         if isinstance(url_or_engine, Engine):
@@ -126,7 +133,15 @@ class SqlStore(Store):
                 pool_size=max_threads or 8,
             )
         self.dialect = self.engine.dialect.name
-        self._tx = Transactions(self.engine, autocommit_engine=self._owns_engine)
+        self._threads_tx = Transactions(self.engine, autocommit_engine=self._owns_engine)
+        #: The native asyncio path (``driver``) on PostgreSQL engines the store built.
+        self._driver: DriverPath | None = None
+        if self.dialect == "postgresql" and self._owns_engine and native_async and available():
+            self._driver = DriverPath(
+                self.engine,
+                pool_size=max_threads or 8,
+                connect_args=pg_connect_args(self.engine.url),
+            )
         self._create_schema = create_schema
         self._listening = Listening(self.engine, listen_dsn)
         if self.dialect == "sqlite" and is_memory_sqlite(self.engine.url):
@@ -140,7 +155,22 @@ class SqlStore(Store):
         return f"SqlStore({self.engine.url.render_as_string(hide_password=True)!r})"
 
     # -- plumbing --------------------------------------------------------------------------
-    async def _call(self, fn: Callable[[], T]) -> T:
+    @property
+    def _tx(self) -> Transactions:
+        """The transactions of the path this primitive runs on: inside the driver path's
+        greenlet, psycopg's async connections; otherwise SQLAlchemy's engine."""
+        if self._driver is not None and in_greenlet():
+            # The same four methods, and connections with the part of Connection the
+            # primitives use (driver.DriverConnection).
+            return cast(Transactions, self._driver.tx)
+        return self._threads_tx
+
+    async def _call(self, fn: Callable[[], T], *, driver: bool = True) -> T:
+        """Run ``fn`` (a primitive's synchronous body): on the driver path when the call
+        may take it and ``driver`` (its statements are prebuilt, so they compile once);
+        otherwise in a worker thread."""
+        if driver and self._driver is not None and self._driver.usable():
+            return await self._driver.run(functools.partial(self._guarded, fn))
         if self._limiter is None:  # created lazily: it belongs to the running event loop
             self._limiter = anyio.CapacityLimiter(self._threads)
         return await anyio.to_thread.run_sync(self._guarded, fn, limiter=self._limiter)
@@ -161,7 +191,7 @@ class SqlStore(Store):
 
     async def open(self) -> None:
         self._limiter = anyio.CapacityLimiter(self._threads)
-        await self._call(self._open_sync)
+        await self._call(self._open_sync, driver=False)  # migrations use the engine
 
     def _open_sync(self) -> None:
         if self.dialect == "sqlite" and self._owns_engine and not is_memory_sqlite(self.engine.url):
@@ -177,6 +207,8 @@ class SqlStore(Store):
                 conn.execute(sa.select(1))
 
     async def close(self) -> None:
+        if self._driver is not None:
+            await self._driver.close()
         self._listening.close()
         if self._owns_engine:
             self.engine.dispose()
@@ -191,7 +223,7 @@ class SqlStore(Store):
     async def insert_many(
         self, items: Sequence[tuple[Run, Sequence[NewLogEntry]]]
     ) -> builtins.list[tuple[Run, bool]]:
-        return await self._call(functools.partial(self._inserter.insert_many, self._tx, items))
+        return await self._call(lambda: self._inserter.insert_many(self._tx, items))
 
     def insert_in(
         self, connection: Connection, run: Run, entries: Sequence[NewLogEntry] = ()
@@ -214,7 +246,7 @@ class SqlStore(Store):
         return None if row is None else row_to_run(row)
 
     async def list(self, query: RunQuery) -> tuple[list[Run], int]:
-        return await self._call(functools.partial(self._list, query))
+        return await self._call(functools.partial(self._list, query), driver=False)
 
     def _list(self, query: RunQuery) -> tuple[builtins.list[Run], int]:
         where: builtins.list[sa.ColumnElement[bool]] = []
@@ -259,32 +291,7 @@ class SqlStore(Store):
         entries: Sequence[NewLogEntry],
     ) -> Run | None:
         with self._tx.write() as conn:
-            return self._update_on(conn, Update(run_id, expect, changes, entries), None)
-
-    def _update_on(
-        self, conn: Connection, item: Update, rows: builtins.list[dict[str, Any]] | None
-    ) -> Run | None:
-        """One compare-and-set in the caller's transaction. Its log rows are inserted here,
-        or appended to ``rows`` for the caller to insert with others."""
-        n = len(item.entries)
-        stmt, params = cas(item.run_id, item.expect, item.changes, n)
-        try:
-            row = conn.execute(stmt, params).first()
-        except exc.IntegrityError as err:
-            scope_key = "runkit_runs_idempotency_scope_key"
-            if violates(err, scope_key, "runkit_runs.idempotency_scope"):
-                raise ValueError("idempotency scope already held") from err
-            raise
-        if row is None:
-            return None
-        new = row_to_run(row)
-        if n:
-            out = rows if rows is not None else []
-            now = datetime.now(UTC)
-            stored_logs(new.id, new.seq, new.attempt, item.entries, new.log_seq - n, now, out)
-            if rows is None:
-                conn.execute(_INSERT_LOGS, out)
-        return new
+            return _updates.update_one(conn, Update(run_id, expect, changes, entries))
 
     async def update_many(self, updates: Sequence[Update]) -> builtins.list[Run | None]:
         """:meth:`update` for each item, in order, in one write transaction: one guarded
@@ -298,15 +305,11 @@ class SqlStore(Store):
         return await self._call(functools.partial(self._update_many, updates))
 
     def _update_many(self, updates: Sequence[Update]) -> builtins.list[Run | None]:
-        rows: builtins.list[dict[str, Any]] = []
         with self._tx.write() as conn:
-            out = [self._update_on(conn, u, rows) for u in updates]
-            if rows:
-                conn.execute(_INSERT_LOGS, rows)
-        return out
+            return _updates.update_many(conn, updates)
 
     async def delete(self, run_id: UUID, statuses: Collection[Status]) -> bool:
-        return await self._call(functools.partial(self._delete, run_id, statuses))
+        return await self._call(functools.partial(self._delete, run_id, statuses), driver=False)
 
     def _delete(self, run_id: UUID, statuses: Collection[Status]) -> bool:
         stmt = (
@@ -350,7 +353,8 @@ class SqlStore(Store):
     ) -> dict[UUID, Status | None]:
         if not leases:
             return {}
-        return await self._call(functools.partial(self._heartbeat, leases, now + lease))
+        deadline = now + lease  # a tuple IN: SQLAlchemy renders it
+        return await self._call(functools.partial(self._heartbeat, leases, deadline), driver=False)
 
     def _heartbeat(self, leases: Sequence[Lease], deadline: datetime) -> dict[UUID, Status | None]:
         held: dict[tuple[UUID, int, str], Status] = {}
@@ -414,7 +418,7 @@ class SqlStore(Store):
             return _reads.log_heads(conn, run_ids)
 
     async def due(self, *, now: datetime, limit: int) -> builtins.list[Run]:
-        return await self._call(functools.partial(self._due, now, limit))
+        return await self._call(functools.partial(self._due, now, limit), driver=False)
 
     def _due(self, now: datetime, limit: int) -> builtins.list[Run]:
         stmt = (
@@ -434,7 +438,7 @@ class SqlStore(Store):
         wanted = sorted(set(keys))
         if not wanted:
             return {}
-        return await self._call(functools.partial(self._occupancy, wanted))
+        return await self._call(functools.partial(self._occupancy, wanted), driver=False)
 
     def _occupancy(self, keys: builtins.list[str]) -> dict[str, int]:
         with self._tx.read() as conn:
@@ -456,13 +460,13 @@ class SqlStore(Store):
 
     # -- the worker registry (``_workers``) ----------------------------------------------
     async def save_worker(self, worker: WorkerInfo) -> None:
-        await self._call(functools.partial(self._in_write, _workers.save, worker))
+        await self._call(functools.partial(self._in_write, _workers.save, worker), driver=False)
 
     async def delete_workers(
         self, *, ids: Collection[str] = (), seen_before: datetime | None = None
     ) -> int:
         return await self._call(
-            functools.partial(self._in_write, _workers.delete, ids, seen_before)
+            functools.partial(self._in_write, _workers.delete, ids, seen_before), driver=False
         )
 
     async def list_workers(self, *, seen_since: datetime) -> builtins.list[WorkerInfo]:
@@ -470,7 +474,7 @@ class SqlStore(Store):
             with self._tx.read() as conn:
                 return _workers.list_live(conn, seen_since)
 
-        return await self._call(read)
+        return await self._call(read, driver=False)
 
     def _in_write(self, fn: Callable[..., T], *args: Any) -> T:
         with self._tx.write() as conn:
@@ -485,7 +489,7 @@ class SqlStore(Store):
         """``pg_notify(channel, payload)`` in its own transaction; nothing on SQLite."""
         if self.dialect != "postgresql":
             return
-        await self._call(functools.partial(self._notify, channel, payload))
+        await self._call(functools.partial(self._notify, channel, payload), driver=False)
 
     def _notify(self, channel: str, payload: str) -> None:
         with self._tx.write() as conn:

@@ -1,0 +1,433 @@
+"""The store's native asyncio path on PostgreSQL: the same primitives, the same SQLAlchemy
+statements, executed on psycopg's async connections without SQLAlchemy's execution layer
+and without a worker thread.
+
+Why. Profiles of the hot primitives (create, claim, report, append) put most of each call
+in two places: the hop to a worker thread and back, and SQLAlchemy's per-execution Python
+(compiled-cache lookup, parameter processing, result metadata, row objects). The database's
+own work is a fraction of it. Here each statement is compiled **once** to its SQL text and
+its type processors, and each call only binds values, sends them (psycopg prepares
+statements it sees often) and wraps the rows.
+
+How, without a second copy of the store. The primitives are written as synchronous
+functions over a SQLAlchemy-like connection (``Transactions`` hands them one). This module
+runs those same functions inside a greenlet (SQLAlchemy's ``greenlet_spawn``), on a
+:class:`DriverConnection` whose ``execute`` awaits psycopg through ``await_only``: the
+function reads as blocking code and yields to the event loop at each round trip. Only the
+subset of ``Connection`` the store uses is offered; anything else raises.
+
+Where. asyncio only (trio, and any call made outside an event loop, takes the thread path,
+which stays the reference), on engines the store built itself from a URL (a host's engine
+keeps its own settings and events, so it keeps SQLAlchemy's path too). Each primitive runs
+shielded from cancellation, as the thread path does: a cancelled caller never leaves a
+transaction half-done; the primitive commits or rolls back, and the caller then sees the
+cancellation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import re
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import anyio
+import sqlalchemy as sa
+from sqlalchemy import exc
+from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.util import await_only, greenlet_spawn
+
+T = TypeVar("T")
+Params = Mapping[str, Any]
+
+#: ``col IN (__[POSTCOMPILE_x])``: a list parameter, sent as one array instead.
+_EXPANDING = re.compile(r"(NOT )?IN \(__\[POSTCOMPILE_(\w+)\]\)")
+#: Compiled statements kept: the store's statements are prebuilt objects (a few dozen
+#: shapes); statements built per call (a keyed claim's) come and go through here.
+_CACHE_SIZE = 512
+
+
+def available() -> bool:
+    """Whether greenlet is installed (the ``postgres`` extra has it; without it the store
+    keeps to worker threads)."""
+    return importlib.util.find_spec("greenlet") is not None
+
+
+class Row(tuple[Any, ...]):
+    """A result row as the store reads them: by index, by ``_mapping[name]``, by attribute."""
+
+    _keys: tuple[str, ...] = ()
+    _index: dict[str, int] = {}
+
+    @property
+    def _mapping(self) -> dict[str, Any]:
+        return dict(zip(self._keys, self, strict=True))
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[self._index[name]]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+class Result:
+    """The rows of one execution, with the accessors the store uses."""
+
+    __slots__ = ("_rows",)
+
+    def __init__(self, rows: list[Row]) -> None:
+        self._rows = rows
+
+    def __iter__(self) -> Iterator[Row]:
+        return iter(self._rows)
+
+    def all(self) -> list[Row]:
+        return self._rows
+
+    def first(self) -> Row | None:
+        return self._rows[0] if self._rows else None
+
+    def scalar_one_or_none(self) -> Any:
+        if len(self._rows) > 1:
+            raise exc.MultipleResultsFound("more than one row")
+        return self._rows[0][0] if self._rows else None
+
+    def scalar_one(self) -> Any:
+        if len(self._rows) != 1:
+            raise (
+                exc.NoResultFound("expected one row")
+                if not self._rows
+                else (exc.MultipleResultsFound("more than one row"))
+            )
+        return self._rows[0][0]
+
+
+class Statement:
+    """One SQLAlchemy statement compiled for psycopg: its SQL, the values of the binds the
+    statement carries itself, its bind and result processors, its row class."""
+
+    def __init__(
+        self, stmt: sa.ClauseElement, dialect: Dialect, columns: tuple[str, ...] | None
+    ) -> None:
+        # SQLAlchemy's compiler, not its execution layer: SQL text, binds, processors.
+        # A bare INSERT takes its column list from the parameters, as execute() does.
+        compiled: Any = stmt.compile(
+            dialect=dialect, column_keys=list(columns) if columns is not None else None
+        )
+        arrays: set[str] = set()
+
+        def as_array(m: re.Match[str]) -> str:
+            arrays.add(m.group(2))
+            return f"{'<> ALL' if m.group(1) else '= ANY'}(%({m.group(2)})s)"
+
+        self.sql = _EXPANDING.sub(as_array, compiled.string)
+        if "POSTCOMPILE" in self.sql:
+            raise NotImplementedError(f"the driver path cannot send this statement: {self.sql}")
+        self.arrays = frozenset(arrays)
+        self.base = dict(compiled.construct_params(_check=False))
+        self.processors: dict[str, Callable[[Any], Any]] = dict(compiled._bind_processors)
+        returned = compiled._result_columns
+        self.returns = bool(returned)
+        keys = tuple(c.keyname for c in returned)
+        self.row = type(
+            "Row", (Row,), {"_keys": keys, "_index": {k: i for i, k in enumerate(keys)}}
+        )
+        self.results = [
+            (i, proc)
+            for i, c in enumerate(returned)
+            if (proc := c.type._cached_result_processor(dialect, None)) is not None
+        ]
+
+    def params(self, given: Mapping[str, Any] | None) -> dict[str, Any]:
+        values = dict(self.base)
+        if given:
+            values.update(given)
+        for name, process in self.processors.items():
+            value = values.get(name)
+            if value is not None:
+                if name in self.arrays:
+                    values[name] = [process(v) for v in value]
+                else:
+                    values[name] = process(value)
+        for name in self.arrays:
+            if name not in self.processors and isinstance(values.get(name), tuple):
+                values[name] = list(values[name])
+        return values
+
+    def rows(self, raw: Sequence[tuple[Any, ...]]) -> list[Row]:
+        make = self.row
+        if not self.results:
+            return [make(r) for r in raw]
+        out = []
+        for r in raw:
+            values = list(r)
+            for i, process in self.results:
+                values[i] = process(values[i])
+            out.append(make(values))
+        return out
+
+
+class DriverConnection:
+    """The part of SQLAlchemy's ``Connection`` the store's primitives use, on one psycopg
+    async connection. Methods block the calling greenlet, not the event loop."""
+
+    def __init__(self, conn: Any, path: DriverPath) -> None:
+        self._conn = conn
+        self._path = path
+        self.dialect = path.dialect
+
+    def execute(
+        self,
+        stmt: Any,
+        params: Params | Sequence[Params] | None = None,
+    ) -> Result:
+        first: Any = params[0] if isinstance(params, Sequence) and params else params
+        compiled = self._path.compiled(stmt, first)
+        try:  # a value its type refuses fails here, as in SQLAlchemy's execute
+            many = one = None
+            if isinstance(params, Sequence):
+                many = [compiled.params(p) for p in params]
+            else:
+                one = compiled.params(params)
+        except Exception as err:
+            raise exc.StatementError(str(err), compiled.sql, None, err) from err
+        try:
+            if one is None:  # executemany: psycopg pipelines it
+                return await_only(self._many(compiled, many or []))
+            return await_only(self._one(compiled, one))
+        except self._path.errors as err:
+            raise exc.DBAPIError.instance(
+                compiled.sql,
+                None,
+                err,
+                self._path.errors,
+                hide_parameters=True,
+                dialect=self.dialect,
+            ) from err
+
+    def execute_each(self, statements: Sequence[tuple[Any, Params]]) -> list[Result]:
+        """Several statements in one round trip (psycopg's pipeline mode), their results in
+        order. An error raises as ``execute`` would, for the first statement that failed."""
+        prepared = []
+        for stmt, params in statements:
+            compiled = self._path.compiled(stmt, params)
+            try:
+                prepared.append((compiled, compiled.params(params)))
+            except Exception as err:
+                raise exc.StatementError(str(err), compiled.sql, None, err) from err
+        try:
+            return await_only(self._each(prepared))
+        except self._path.errors as err:
+            raise exc.DBAPIError.instance(
+                "(pipeline)",
+                None,
+                err,
+                self._path.errors,
+                hide_parameters=True,
+                dialect=self.dialect,
+            ) from err
+
+    async def _each(self, prepared: list[tuple[Statement, dict[str, Any]]]) -> list[Result]:
+        async with self._conn.pipeline():
+            cursors = [await self._conn.execute(c.sql, p) for c, p in prepared]
+        return [
+            Result(c.rows(await cur.fetchall()) if c.returns else [])
+            for (c, _), cur in zip(prepared, cursors, strict=True)
+        ]
+
+    async def _one(self, compiled: Statement, params: dict[str, Any]) -> Result:
+        cur = await self._conn.execute(compiled.sql, params)
+        return Result(compiled.rows(await cur.fetchall()) if compiled.returns else [])
+
+    async def _many(self, compiled: Statement, params: list[dict[str, Any]]) -> Result:
+        if not params:
+            return Result([])
+        async with self._conn.cursor() as cur:
+            await cur.executemany(compiled.sql, params, returning=compiled.returns)
+            if not compiled.returns:
+                return Result([])
+            rows: list[Row] = []
+            while True:
+                rows.extend(compiled.rows(await cur.fetchall()))
+                if not cur.nextset():
+                    return Result(rows)
+
+    def exec_driver_sql(self, sql: str) -> None:
+        raise NotImplementedError("the driver path runs the store's statements only")
+
+
+class DriverTransactions:
+    """``Transactions`` on the driver path: the same four kinds of connection."""
+
+    sqlite = False
+
+    def __init__(self, path: DriverPath) -> None:
+        self._path = path
+
+    @contextmanager
+    def _connection(self, begin: str | None) -> Iterator[DriverConnection]:
+        pool = self._path.pool
+        try:
+            conn = await_only(pool.get())
+        except self._path.errors as err:  # could not connect: as the thread path says it
+            raise exc.DBAPIError.instance(
+                "(connect)",
+                None,
+                err,
+                self._path.errors,
+                hide_parameters=True,
+                dialect=self._path.dialect,
+            ) from err
+        try:
+            if begin is not None:
+                self._send(conn, begin)
+            yield DriverConnection(conn, self._path)
+            if begin is not None:
+                self._send(conn, "COMMIT" if begin == "BEGIN" else "ROLLBACK")
+        except BaseException:
+            if begin is not None and not conn.closed:
+                with contextlib.suppress(Exception):
+                    await_only(conn.execute("ROLLBACK"))
+            raise
+        finally:
+            await_only(pool.put(conn))
+
+    def _send(self, conn: Any, sql: str) -> None:
+        try:
+            await_only(conn.execute(sql))
+        except self._path.errors as err:
+            raise exc.DBAPIError.instance(
+                sql, None, err, self._path.errors, hide_parameters=True, dialect=self._path.dialect
+            ) from err
+
+    def write(self) -> Any:
+        return self._connection("BEGIN")
+
+    def snapshot(self) -> Any:
+        return self._connection("BEGIN ISOLATION LEVEL REPEATABLE READ")
+
+    def read(self) -> Any:
+        return self._connection(None)
+
+    def single(self) -> Any:
+        return self._connection(None)
+
+
+class Pool:
+    """Connections of one event loop, made on demand, at most ``size`` lent at once.
+
+    Why not ``psycopg_pool``: its pool keeps connections from background tasks, so a call
+    made while the server is down waits for its timeout instead of failing at once as the
+    thread path does (``StorageUnavailable`` at once), and its tasks outlive a loop whose
+    store was not closed. This is the behaviour of SQLAlchemy's ``QueuePool``: connect on
+    demand, give back to an idle list, drop a broken connection and every idle one with it
+    (a restart or a cut takes them all), wait ``timeout`` seconds for a free slot.
+    """
+
+    def __init__(self, kwargs: Mapping[str, Any], size: int, timeout: float = 30.0) -> None:
+        import psycopg
+
+        self._connect = psycopg.AsyncConnection.connect
+        self._kwargs = dict(kwargs)
+        self._idle: list[Any] = []
+        self._slots = asyncio.Semaphore(size)
+        self._timeout = timeout
+
+    async def get(self) -> Any:
+        try:
+            await asyncio.wait_for(self._slots.acquire(), self._timeout)
+        except TimeoutError:
+            raise exc.TimeoutError(f"no connection came free in {self._timeout:g}s") from None
+        try:
+            while self._idle:
+                conn = self._idle.pop()
+                if not conn.closed:
+                    return conn
+            return await self._connect(**self._kwargs)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    async def put(self, conn: Any) -> None:
+        try:
+            if conn.broken or conn.closed:
+                await self.clear()
+            elif conn.info.transaction_status == 0:  # IDLE: reusable as it is
+                self._idle.append(conn)
+            else:  # a transaction left open (never by the store): do not reuse
+                await conn.close()
+        finally:
+            self._slots.release()
+
+    async def clear(self) -> None:
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+
+class DriverPath:
+    """The driver path of one store: a :class:`Pool` on the store's database, made on the
+    first call from an asyncio event loop and bound to that loop."""
+
+    def __init__(self, engine: Engine, *, pool_size: int, connect_args: Mapping[str, Any]) -> None:
+        import psycopg
+
+        self.dialect = engine.dialect
+        self.errors = psycopg.Error
+        _, params = engine.dialect.create_connect_args(engine.url)
+        self._kwargs = {**params, **connect_args, "autocommit": True}
+        self._pool_size = pool_size
+        self._pool: Pool | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._compiled: OrderedDict[tuple[int, tuple[str, ...] | None], tuple[Any, Statement]] = (
+            OrderedDict()
+        )
+        self.tx = DriverTransactions(self)
+
+    def usable(self) -> bool:
+        """Whether this call may take the driver path: on asyncio, on the pool's loop."""
+        try:
+            loop = asyncio.get_running_loop()  # under trio there is none
+        except RuntimeError:
+            return False
+        return self._loop is None or self._loop is loop
+
+    @property
+    def pool(self) -> Pool:
+        assert self._pool is not None
+        return self._pool
+
+    async def run(self, fn: Callable[[], T]) -> T:
+        if self._pool is None:
+            self._pool = Pool(self._kwargs, self._pool_size)
+            self._loop = asyncio.get_running_loop()
+        # Shielded: like a worker thread, the primitive runs to its commit or rollback.
+        with anyio.CancelScope(shield=True):
+            result: T = await greenlet_spawn(fn)
+        return result
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None and self._loop is asyncio.get_running_loop():
+            await pool.clear()
+        self._loop = None
+
+    def compiled(self, stmt: Any, params: Params | None) -> Statement:
+        columns = None
+        if isinstance(stmt, sa.Insert) and stmt._values is None:
+            columns = tuple(params or ())
+        key = (id(stmt), columns)
+        hit = self._compiled.get(key)
+        if hit is not None and hit[0] is stmt:
+            self._compiled.move_to_end(key)
+            return hit[1]
+        compiled = Statement(stmt, self.dialect, columns)
+        self._compiled[key] = (stmt, compiled)  # holding stmt keeps its id from reuse
+        if len(self._compiled) > _CACHE_SIZE:
+            self._compiled.popitem(last=False)
+        return compiled

@@ -1,0 +1,81 @@
+"""The compare-and-set writes of the SQL store: one update, and a batch of them in one
+transaction (how workers report a batch of outcomes with one commit).
+
+On the driver path (``driver``) a batch goes in one round trip: psycopg's pipeline mode
+sends every guarded UPDATE before reading any answer. Each is still its own
+compare-and-set; the transaction makes them one commit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import exc
+from sqlalchemy.engine import Connection
+
+from ...domain.models import Run
+from ..base import Update
+from .cas import cas
+from .driver import DriverConnection
+from .engine import violates
+from .rows import row_to_run, stored_logs
+from .schema import logs
+
+_INSERT_LOGS = sa.insert(logs)
+
+
+def update_one(conn: Connection | DriverConnection, item: Update) -> Run | None:
+    """One compare-and-set and its entries, in the caller's transaction."""
+    rows: list[dict[str, Any]] = []
+    stmt, params = cas(item.run_id, item.expect, item.changes, len(item.entries))
+    with _scope_held():
+        row = conn.execute(stmt, params).first()
+    new = _applied(item, row, rows)
+    if rows:
+        conn.execute(_INSERT_LOGS, rows)
+    return new
+
+
+def update_many(conn: Connection | DriverConnection, updates: Sequence[Update]) -> list[Run | None]:
+    """Each item's compare-and-set, in order, then one INSERT of every applied item's
+    entries, in the caller's transaction."""
+    rows: list[dict[str, Any]] = []
+    statements = [cas(u.run_id, u.expect, u.changes, len(u.entries)) for u in updates]
+    firsts: list[Any]
+    with _scope_held():
+        if isinstance(conn, DriverConnection):
+            firsts = [r.first() for r in conn.execute_each(statements)]
+        else:
+            firsts = [conn.execute(stmt, params).first() for stmt, params in statements]
+    out = [_applied(u, row, rows) for u, row in zip(updates, firsts, strict=True)]
+    if rows:
+        conn.execute(_INSERT_LOGS, rows)
+    return out
+
+
+@contextlib.contextmanager
+def _scope_held() -> Iterator[None]:
+    """A compare-and-set that sets an idempotency scope another run holds: ValueError."""
+    try:
+        yield
+    except exc.IntegrityError as err:
+        if violates(err, "runkit_runs_idempotency_scope_key", "runkit_runs.idempotency_scope"):
+            raise ValueError("idempotency scope already held") from err
+        raise
+
+
+def _applied(item: Update, row: Any, rows: list[dict[str, Any]]) -> Run | None:
+    """The run a compare-and-set returned (None: it did not apply), its entries' log rows
+    appended to ``rows``."""
+    if row is None:
+        return None
+    new = row_to_run(row)
+    n = len(item.entries)
+    if n:
+        now = datetime.now(UTC)
+        stored_logs(new.id, new.seq, new.attempt, item.entries, new.log_seq - n, now, rows)
+    return new
