@@ -93,21 +93,13 @@ def honour_cross_field_rules(case: schemathesis.Case, parent: str, finished: str
     and a live run's stream would not end): so every event schemathesis reads is checked
     against the document's ``itemSchema``, the end event included.
     """
+    positive = case.meta is not None and case.meta.generation.mode is GenerationMode.POSITIVE
     body = case.body
-    if isinstance(body, dict):
-        web = WEB_DEFINITIONS.get(str(body.get("kind")))
-        positive = case.meta is not None and case.meta.generation.mode is GenerationMode.POSITIVE
-        if web is not None and positive:
-            # The web kinds' rules (the outbound policy, header syntax, a configured search
-            # provider) and the composing kinds' (child kinds, expressions) are beyond a
-            # schema: a valid case gets a valid definition. No worker
-            # runs here, so nothing is ever sent to these addresses.
-            body["definition"] = dict(web)
-        if _is_uuid(body.get("parentActionRunId")):
-            body["parentActionRunId"] = parent
-        key = body.get("idempotencyKey")
-        if isinstance(key, str) and 1 <= len(key) <= 255:
-            body["idempotencyKey"] = uuid.uuid4().hex
+    # A batch's items are create bodies, each held to the same rules.
+    items = body.get("items") if isinstance(body, dict) else None
+    for each in [body, *items] if isinstance(items, list) else [body]:
+        if isinstance(each, dict):
+            _honour_create_rules(each, parent, positive)
     path = case.path_parameters or {}
     run_id = path.get("run_id")
     if case.operation.path.endswith("/logs/stream") and _is_uuid(run_id):
@@ -121,3 +113,18 @@ def honour_cross_field_rules(case: schemathesis.Case, parent: str, finished: str
     last = (case.headers or {}).get("Last-Event-ID")
     if isinstance(last, str) and _CURSOR.fullmatch(last):
         case.headers["Last-Event-ID"] = prefix + last[8:]
+
+
+def _honour_create_rules(body: dict[str, Any], parent: str, positive: bool) -> None:
+    web = WEB_DEFINITIONS.get(str(body.get("kind")))
+    if web is not None and positive:
+        # The web kinds' rules (the outbound policy, header syntax, a configured search
+        # provider) and the composing kinds' (child kinds, expressions) are beyond a
+        # schema: a valid case gets a valid definition. No worker
+        # runs here, so nothing is ever sent to these addresses.
+        body["definition"] = dict(web)
+    if _is_uuid(body.get("parentActionRunId")):
+        body["parentActionRunId"] = parent
+    key = body.get("idempotencyKey")
+    if isinstance(key, str) and 1 <= len(key) <= 255:
+        body["idempotencyKey"] = uuid.uuid4().hex

@@ -32,6 +32,8 @@ from ._wire import converter
 M = TypeVar("M", bound=attrs.AttrsInstance)
 
 MAX_DEPTH = 64
+#: The core's bound of keys and names (docs/http.md), checked here where the value is HTTP's.
+MAX_KEY = 255
 #: Bodies larger than this are parsed and checked in a worker thread.
 THREAD_BYTES = 64 * 1024
 _INTEGER = re.compile(r"[+-]?[0-9]{1,18}")
@@ -154,31 +156,34 @@ def _check_text(text: str, loc: tuple[str | int, ...]) -> None:
         raise invalid(loc, "lone surrogate in string", "string_unicode") from None
 
 
-def decode(body: Mapping[str, Any], model: type[M]) -> M:
+def decode(body: Mapping[str, Any], model: type[M], at: tuple[str | int, ...] = ("body",)) -> M:
     """``body`` as the request model ``model``, or a 422 at ``["body", <key>]``: unknown keys
     first (``extra_forbidden``, in key order), then the model's fields in their order
     (``missing``, ``string_type``, ...). One problem is reported, the first, as the API
-    always has; the values the core checks come through untouched (see ``_wire``)."""
+    always has; the values the core checks come through untouched (see ``_wire``). ``at``:
+    where the object is in the request (a batch's item: ``("body", "items", i)``)."""
     try:
         return converter.structure(dict(body), model)
     except (cattrs.BaseValidationError, WrongType, KeyError) as exc:
-        details = sorted(_problems(exc), key=lambda d: d.type != "extra_forbidden")
+        details = sorted(_problems(exc, at), key=lambda d: d.type != "extra_forbidden")
         if not details:  # pragma: no cover - cattrs always says which field
-            raise invalid(("body",), str(exc), "value_error") from None
+            raise invalid(at, str(exc), "value_error") from None
         raise ValidationError(details[:1]) from None
 
 
-def _problems(exc: BaseException, key: str | None = None) -> Iterator[ErrorDetail]:
-    loc = ("body",) if key is None else ("body", key)
+def _problems(
+    exc: BaseException, at: tuple[str | int, ...], key: str | None = None
+) -> Iterator[ErrorDetail]:
+    loc = at if key is None else (*at, key)
     if isinstance(exc, ForbiddenExtraKeysError):
         for extra in sorted(exc.extra_fields):
-            yield ErrorDetail(("body", extra), "extra field not permitted", "extra_forbidden")
+            yield ErrorDetail((*at, extra), "extra field not permitted", "extra_forbidden")
     elif isinstance(exc, cattrs.ClassValidationError):
         by_field, other = exc.group_exceptions()
         for sub, note in by_field:
-            yield from _problems(sub, camel(note.name))
+            yield from _problems(sub, at, camel(note.name))
         for sub in other:
-            yield from _problems(sub, key)
+            yield from _problems(sub, at, key)
     elif isinstance(exc, KeyError):
         yield ErrorDetail(loc, "field required", "missing")
     elif isinstance(exc, WrongType):

@@ -1,7 +1,7 @@
 """The component schemas of the OpenAPI document, generated from the wire models of
 ``_wire`` (one schema per model, under its class name), plus the two things no model
 describes: the events of the log stream as ``EventSource`` delivers them, and the create
-body's one variant per registered kind."""
+body's one variant per registered kind (which the batch body's items are too)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ NAMED: tuple[type[Any], ...] = (
     wire.Approval,
     wire.UserProfile,
     wire.RunPage,
+    wire.CreatedRuns,
+    wire.CreatedRun,
     wire.LogEntry,
     wire.LogPage,
     wire.StreamEnd,
@@ -31,6 +33,7 @@ NAMED: tuple[type[Any], ...] = (
     wire.HTTPValidationError,
     wire.Error,
     wire.Conflict,
+    wire.CreateRuns,
     wire.ReasonBody,
     wire.SignIn,
     wire.SessionPrincipal,
@@ -115,11 +118,13 @@ def create_schemas(runkit: Runkit) -> tuple[dict[str, Any], dict[str, Any]]:
     return body, variants
 
 
-def component_schemas(variants: dict[str, Any]) -> dict[str, Any]:
-    """Every named schema, the log stream's events after the log's own models."""
+def component_schemas(variants: dict[str, Any], create_body: dict[str, Any]) -> dict[str, Any]:
+    """Every named schema, the log stream's events after the log's own models; the batch
+    body's items are ``create_body`` (the first value of :func:`create_schemas`)."""
     schemas: dict[str, Any] = {}
     for cls in NAMED:
         schemas[cls.__name__] = schema_of(cls)
         if cls is wire.LogPage:
             schemas.update(STREAM_EVENTS)
+    schemas["CreateRuns"]["properties"]["items"]["items"] = create_body
     return {**schemas, **variants}

@@ -41,7 +41,7 @@ class WrongType(TypeError):
         self.type = type
 
 
-def _strict(expected: type, msg: str, kind: str) -> Callable[[Any, type], Any]:
+def _strict(expected: type | tuple[type, ...], msg: str, kind: str) -> Callable[[Any, type], Any]:
     def hook(value: Any, _: type) -> Any:
         if isinstance(value, bool) and expected is not bool:
             raise WrongType(msg, kind)
@@ -72,6 +72,10 @@ def make_converter(
     conv.register_structure_hook(int, _strict(int, "must be an integer", "int_type"))
     conv.register_structure_hook(float, _strict(float, "must be a number", "float_type"))
     conv.register_structure_hook(bool, _strict(bool, "must be a boolean", "bool_type"))
+    # A validation problem's ``loc``: names and indexes (a batch's answer holds problems).
+    conv.register_structure_hook(
+        str | int, _strict((str, int), "must be a string or an integer", "value_error")
+    )
 
     def renames(cls: type[Any]) -> dict[str, Any]:
         return {a.name: override(rename=camel(a.name)) for a in attrs.fields(cls)}

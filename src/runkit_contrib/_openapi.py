@@ -174,6 +174,7 @@ def build_openapi(
                 },
             },
         },
+        base + ":batch": {"post": _batch_op()},
         one: {
             "get": {
                 "operationId": "get_run",
@@ -284,7 +285,7 @@ def build_openapi(
         "paths": paths,
         "security": security,
         "components": {
-            "schemas": component_schemas(variants),
+            "schemas": component_schemas(variants, create_body),
             "securitySchemes": {
                 "bearerAuth": {"type": "http", "scheme": "bearer"},
                 "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
@@ -295,6 +296,39 @@ def build_openapi(
     if root_path:
         doc["servers"] = [{"url": root_path}]
     return doc
+
+
+_BATCH_DESCRIPTION = (
+    "Create up to 1,000 runs at once, each item a create body, in one transaction. Every "
+    "item is checked first: any invalid item answers one 422 naming each bad item at "
+    '`["body", "items", <index>, ...]`, and nothing is written. Otherwise 200, with one '
+    "answer an item in their order: `status` 201 (created) or 200 (idempotent replay) with "
+    "its `actionRun`, or 422 with the `error` a create of it alone would answer (an "
+    "idempotency conflict); a conflict holds up no other item. `execute=true` queues every "
+    "item. Each item carries its own `idempotencyKey`; the `Idempotency-Key` header is "
+    "refused (422)."
+)
+
+
+def _batch_op() -> dict[str, Any]:
+    return {
+        "operationId": "create_runs",
+        "summary": "Create Runs",
+        "description": _BATCH_DESCRIPTION,
+        "tags": ["Action runs"],
+        "parameters": [
+            _query(
+                "execute",
+                {"type": "boolean", "default": False},
+                "true: create every run straight in `queued`; also `1`/`0`",
+            )
+        ],
+        "requestBody": _body(ref("CreateRuns"), True),
+        "responses": {
+            "200": _json("CreatedRuns", "one answer an item, in their order"),
+            **_errors("413", "415"),
+        },
+    }
 
 
 def _session_paths() -> dict[str, Any]:

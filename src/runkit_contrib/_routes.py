@@ -1,5 +1,5 @@
 """The endpoints of the Action Runs API, over :class:`runkit.Runkit`: the thirteen of the
-runs resource, and the kinds and workers listings.
+runs resource and its batch create (``_batch``), and the kinds and workers listings.
 
 Every handler authenticates first (so an anonymous probe learns nothing, not even that its
 input was malformed), then validates, then asks the ``authorize`` hook, then acts. Every
@@ -21,8 +21,18 @@ from starlette.routing import BaseRoute, Route
 
 from runkit import Cursor, Principal, Run, Runkit, RunNotFound, RunPage, UserProfile
 
+from . import _batch
 from ._auth import AuthConfig, authenticate
-from ._body import bounded, decode, json_object, path_uuid, query_bool, query_int, query_text
+from ._body import (
+    MAX_KEY,
+    bounded,
+    decode,
+    json_object,
+    path_uuid,
+    query_bool,
+    query_int,
+    query_text,
+)
 from ._errors import HttpError, invalid, to_response
 from ._kinds import kinds_to_wire
 from ._roles import permits
@@ -77,6 +87,8 @@ class Api:
         one = base + "/{run_id}"
         table: dict[str, dict[str, Handler]] = {
             base: {"GET": self.list_runs, "POST": self.create_run},
+            # Before the run's routes: ":batch" is never taken for a run id.
+            base + ":batch": {"POST": self.create_runs},
             one: {"GET": self.get_run, "DELETE": self.delete_run},
             one + "/approve": {"POST": self.decide("approve")},
             one + "/reject": {"POST": self.decide("reject")},
@@ -102,7 +114,7 @@ class Api:
 
         if path.startswith("/api/v1/action-runs"):
             name = path.removeprefix("/api/v1/action-runs").strip("/").replace("{run_id}", "run")
-            name = name.replace("/", "_") or "runs"
+            name = name.replace("/", "_").replace(":", "runs_") or "runs"
         else:
             name = path.removeprefix("/api/v1/")
         return Route(path, endpoint, methods=list(handlers), name=name)
@@ -210,10 +222,10 @@ class Api:
             await json_object(request, self.config.max_body_bytes, required=True), CreateRun
         )
         execute = query_bool(request, "execute", False)
-        if isinstance(body.kind, str) and len(body.kind) > _MAX_KEY:
+        if isinstance(body.kind, str) and len(body.kind) > MAX_KEY:
             # Registered kinds have short names: a longer one is refused before it is echoed.
             raise invalid(
-                ("body", "kind"), f"must be at most {_MAX_KEY} characters", "string_too_long"
+                ("body", "kind"), f"must be at most {MAX_KEY} characters", "string_too_long"
             )
         idempotency_key = _idempotency_key(request, body)
         await self._guard(principal, "create", None)
@@ -237,6 +249,18 @@ class Api:
         return await self._run_json(
             created.run, 200, headers={"Location": location, "Idempotent-Replayed": "true"}
         )
+
+    async def create_runs(self, request: Request, principal: Principal | None) -> Response:
+        """``POST /api/v1/action-runs:batch`` (``_batch``): checked as ``create_run`` checks
+        one body, in the same order, for every item; then written in one transaction."""
+        items = await _batch.read_items(request, self.config.max_body_bytes)
+        execute = query_bool(request, "execute", False)
+        _batch.no_key_header(request)
+        await self._guard(principal, "create", None)
+        if execute:
+            await self._guard(principal, "execute", None)
+        answers = await _batch.create_all(self.rk, items, execute=execute, principal=principal)
+        return await _batch.answer(self.rk, answers)
 
     async def get_run(self, request: Request, principal: Principal | None) -> Response:
         return await self._run_json(await self._visible_run(request, principal, "get"))
@@ -312,8 +336,6 @@ class Api:
 
 
 _KEY_HEADER = ("header", "idempotency-key")
-#: The core's bound of keys and names (docs/http.md), checked here where the value is HTTP's.
-_MAX_KEY = 255
 
 
 def _in_tenant(principal: Principal | None, run: Run | None) -> bool:
@@ -363,8 +385,8 @@ def _idempotency_key(request: Request, body: CreateRun) -> Any:
                 "must be printable ASCII; send other characters in the body's idempotencyKey",
                 "string_ascii",
             )
-        if not 1 <= len(header) <= _MAX_KEY:
-            raise invalid(_KEY_HEADER, f"must be 1 to {_MAX_KEY} characters", "string_length")
+        if not 1 <= len(header) <= MAX_KEY:
+            raise invalid(_KEY_HEADER, f"must be 1 to {MAX_KEY} characters", "string_length")
         if value is not None and header != value:
             raise invalid(_KEY_HEADER, "differs from body idempotencyKey", "value_error")
     return value if value is not None else header

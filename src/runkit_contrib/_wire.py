@@ -305,6 +305,20 @@ class CreateRun:
     )
 
 
+#: The most items a batch create takes: the core's bound (``runkit.Runkit.create_many``).
+MAX_BATCH = 1000
+
+
+@attrs.frozen(kw_only=True)
+class CreateRuns:
+    """Runs to create at once: each item is a create body. All are checked before any is
+    written; then all are written in one transaction."""
+
+    items: Any = attrs.field(
+        metadata=doc("create bodies, answered in this order", type="array", maxItems=MAX_BATCH)
+    )
+
+
 @attrs.frozen(kw_only=True)
 class ReasonBody:
     reason: Any = attrs.field(
@@ -346,9 +360,32 @@ class Session:
     expires_at: datetime = attrs.field(metadata=doc("when the session ends", **_TIME))
 
 
+# ------------------------------------------------------------------ batch answers ---------
+@attrs.frozen(kw_only=True)
+class CreatedRun:
+    """One item's answer: the status its create alone would have, and its run or error."""
+
+    status: int = attrs.field(
+        metadata=doc(
+            "201 created; 200 idempotent replay; 422 idempotency conflict", enum=[201, 200, 422]
+        )
+    )
+    action_run: Run | None = attrs.field(metadata=doc("the run (201, 200); null for a 422"))
+    error: HTTPValidationError | None = attrs.field(
+        metadata=doc("why no run (422): a create's 422 body, its `loc` naming the item")
+    )
+
+
+@attrs.frozen(kw_only=True)
+class CreatedRuns:
+    """The answer to a batch create: one item per item sent, in their order."""
+
+    items: list[CreatedRun]
+
+
 #: Bodies clients send: decoding refuses keys they do not declare, and their schemas say so
 #: (``additionalProperties: false``).
-REQUESTS: frozenset[type[Any]] = frozenset({CreateRun, ReasonBody, SignIn})
+REQUESTS: frozenset[type[Any]] = frozenset({CreateRun, CreateRuns, ReasonBody, SignIn})
 
 
 # ------------------------------------------------------------------ the converter ---------

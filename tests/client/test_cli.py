@@ -156,6 +156,85 @@ def test_create_refuses_bad_definitions_before_asking(server: Server, tmp_path: 
         assert line.startswith(message), line
 
 
+def test_create_many_prints_a_line_an_item(server: Server, tmp_path: Path) -> None:
+    key = f"cli-many-{uuid.uuid4()}"
+    items = [
+        {"kind": "sleep", "definition": {"seconds": 0.1}, "idempotencyKey": key},
+        {"kind": "noop", "actionId": "cli-many"},
+    ]
+    path = tmp_path / "runs.json"
+    path.write_text(json.dumps(items))
+    first = ok(server.run("runs", "create-many", "--file", str(path)))
+    lines = first.out.splitlines()
+    assert len(lines) == 2 and first.err == "", first
+    assert re.fullmatch(rf"Created run {UUID_RE} \(sleep\): Pending · not yet executed", lines[0])
+    assert re.fullmatch(rf"Created run {UUID_RE} \(noop\): Pending · not yet executed", lines[1])
+    sleep_id = re.search(UUID_RE, lines[0])[0]  # type: ignore[index]
+
+    # The batch body itself, from stdin, as JSON: the API's answer, the key's run again.
+    again = as_json(
+        server.run(
+            "runs", "create-many", "--file", "@-", "--json", stdin=json.dumps({"items": items})
+        )
+    )
+    assert [a["status"] for a in again["items"]] == [200, 201]
+    assert again["items"][0]["actionRun"]["id"] == sleep_id
+    assert set(again["items"][1]) == {"status", "actionRun", "error"}
+    with server.http() as http:
+        stored = http.get(f"/api/v1/action-runs/{sleep_id}").json()
+    assert again["items"][0]["actionRun"] == stored
+    replayed = ok(server.run("runs", "create-many", "--file", str(path)))
+    assert replayed.out.splitlines()[0] == (
+        f"Run {sleep_id} (sleep) already had idempotency key {key!r}: Pending · not yet executed"
+    )
+
+    # Another request under the key: that item makes no run, the others do; exit 2.
+    items[0]["definition"] = {"seconds": 0.2}
+    path.write_text(json.dumps(items))
+    conflict = server.run("runs", "create-many", "--file", str(path), "--execute")
+    assert conflict.code == 2, conflict
+    refused, made = conflict.out.splitlines()
+    assert refused == (
+        f"Item 0: not created: idempotency key {key!r} was already used by run {sleep_id} "
+        "with a different request"
+    )
+    assert re.fullmatch(rf"Created run {UUID_RE} \(noop\): Queued · waiting for a worker", made)
+    as_api = json.loads(server.run("runs", "create-many", "--file", str(path), "--json").out)
+    assert as_api["items"][0]["status"] == 422 and as_api["items"][0]["actionRun"] is None
+    (problem,) = as_api["items"][0]["error"]["detail"]
+    assert problem["loc"] == ["body", "items", 0, "idempotencyKey"]
+
+
+def test_create_many_refuses_bad_items(server: Server, tmp_path: Path) -> None:
+    def refused(content: str) -> str:
+        return one_line_error(server.run("runs", "create-many", "--file", "@-", stdin=content))
+
+    assert refused("[").startswith("runkit runs create-many: stdin is not JSON: ")
+    assert refused('{"kind": "noop"}') == (
+        "runkit runs create-many: stdin must hold a JSON list of create bodies"
+    )
+    assert refused('[{"kind": "noop"}, 5]') == (
+        "runkit runs create-many: stdin: item 1 must be a create body (a JSON object)"
+    )
+    assert refused('[{"kind": "noop", "execute": true}]') == (
+        "runkit runs create-many: stdin: item 0: unknown field 'execute'"
+    )
+    assert refused('[{"definition": {}}]') == "runkit runs create-many: stdin: item 0 has no kind"
+    missing = tmp_path / "none.json"
+    line = one_line_error(server.run("runs", "create-many", "--file", str(missing)))
+    assert line == (
+        f"runkit runs create-many: cannot read --file {missing}: No such file or directory"
+    )
+    action = f"cli-bad-{uuid.uuid4()}"
+    items = [{"kind": "noop", "actionId": action}, {"kind": "no_such_kind", "actionId": action}]
+    line = refused(json.dumps(items))
+    assert line.startswith(
+        "runkit runs create-many: invalid request (422): body.items.1.kind: unknown kind"
+    ), line
+    with server.http() as http:
+        assert http.get("/api/v1/action-runs", params={"action_id": action}).json()["total"] == 0
+
+
 def test_execute_and_wait_exits_0_when_the_run_succeeds_1_when_it_fails(server: Server) -> None:
     done = server.run("runs", "create", "noop", "--execute", "--wait")
     assert done.code == 0 and done.err == "", done  # nothing drawn off a terminal
@@ -455,11 +534,11 @@ def test_docs_transcripts(tmp_path: Path) -> None:
     """The transcripts of docs/cli.md, from a server of their own (so the list is theirs)."""
     docs = Transcripts(hosts=[socket.gethostname()])
     with serving(tmp_path, workers=1) as server:
-        _tour(server, docs)
+        _tour(server, docs, tmp_path)
     docs.check_or_write()
 
 
-def _tour(server: Server, docs: Transcripts) -> None:
+def _tour(server: Server, docs: Transcripts, tmp_path: Path) -> None:
     docs.add("kinds", ok(server.run("kinds")))
     waited = ok(server.run("runs", "create", "noop", "--execute", "--wait"))
     docs.add("create-wait", waited)
@@ -525,6 +604,24 @@ def _tour(server: Server, docs: Transcripts) -> None:
     refused = f"RUNKIT_URL=http://127.0.0.1:{free_port()}"
     env = server.env(RUNKIT_URL=refused.split("=")[1])
     docs.add("errors", server.run("runs", "list", env=env), env=refused)
+
+    # Last, so that the runs it makes appear in no listing above. The file is shown as
+    # docs/cli.md names it (the command ran with its full path).
+    batch = tmp_path / "runs.json"
+    batch.write_text(json.dumps(CREATE_MANY_DOC))
+    for _ in range(2):
+        done = ok(server.run("runs", "create-many", "--file", str(batch)))
+        docs.add(
+            "create-many", Done(["runs", "create-many", "--file", "runs.json"], 0, done.out, "")
+        )
+
+
+#: The runs.json of docs/cli.md's create-many transcript (the page shows it too).
+CREATE_MANY_DOC = [
+    {"kind": "sleep", "definition": {"seconds": 1}, "idempotencyKey": "import-2026-01-02-a"},
+    {"kind": "sleep", "definition": {"seconds": 2}, "idempotencyKey": "import-2026-01-02-b"},
+    {"kind": "noop"},
+]
 
 
 def test_the_wait_draws_a_bar_when_the_run_counts_its_progress() -> None:

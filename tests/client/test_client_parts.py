@@ -214,7 +214,8 @@ SERVER_DECIDES_FOR = {"cancel": {"reason"}}
 @pytest.mark.parametrize(
     "name",
     [
-        *("create", "get", "list", "logs", "iter_logs", "wait", "workers", "delete"),
+        *("create", "create_many", "get", "list", "logs", "iter_logs", "wait", "workers"),
+        "delete",
         *("execute", "pause", "resume", "cancel", "retry", "approve", "reject"),
     ],
 )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar
 from uuid import UUID
@@ -194,6 +194,17 @@ class AsyncClient:
             execute=execute,
         )
         return await self._send(call)
+
+    async def create_many(
+        self, items: Sequence[runkit.NewRun]
+    ) -> builtins.list[runkit.Created | runkit.IdempotencyConflict]:
+        """Up to 1,000 runs in one request, written in one transaction: one answer an
+        item, in order: :class:`runkit.Created` (``created`` False: an idempotent replay)
+        or the item's :class:`runkit.IdempotencyConflict` (returned, not raised; the other
+        items are written). An invalid item raises one ValidationError for the batch
+        (``loc`` ``("body", "items", i, ...)``) and nothing is written. Every item's
+        ``execute`` must be the same (the request's ``?execute``)."""
+        return await self._send(calls.create_many(items))
 
     async def get(self, run_id: UUID | str) -> runkit.Run:
         return await self._send(calls.get(run_id))

@@ -5,7 +5,7 @@ same :class:`Call` objects, so each endpoint is described once and the two canno
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
@@ -107,7 +107,7 @@ def list_runs(
     return _call("GET", RUNS, lambda r: decode.run_page(r.json()), Safety.SAFE, params=params)
 
 
-def create(
+def _create_body(
     kind: str,
     definition: Mapping[str, Any] | None,
     *,
@@ -115,8 +115,7 @@ def create(
     concurrency_key: str | None,
     parent: UUID | str | None,
     action_id: str | None,
-    execute: bool,
-) -> Call[runkit.Created]:
+) -> dict[str, Any]:
     body: dict[str, Any] = {"kind": kind}
     given = {
         "definition": dict(definition) if definition is not None else None,
@@ -127,6 +126,27 @@ def create(
         "actionId": action_id,
     }
     body.update({k: v for k, v in given.items() if v is not None})
+    return body
+
+
+def create(
+    kind: str,
+    definition: Mapping[str, Any] | None,
+    *,
+    idempotency_key: str | None,
+    concurrency_key: str | None,
+    parent: UUID | str | None,
+    action_id: str | None,
+    execute: bool,
+) -> Call[runkit.Created]:
+    body = _create_body(
+        kind,
+        definition,
+        idempotency_key=idempotency_key,
+        concurrency_key=concurrency_key,
+        parent=parent,
+        action_id=action_id,
+    )
     # With a key the server answers a repeat with the run the first made: safe to repeat.
     safety = Safety.SAFE if idempotency_key is not None else Safety.UNSAFE
     return _call(
@@ -137,6 +157,56 @@ def create(
         params={"execute": "true"} if execute else {},
         body=body,
         context=_context("POST", RUNS, idempotency_key=idempotency_key),
+    )
+
+
+BATCH = RUNS + ":batch"
+
+
+def create_many(
+    items: Sequence[runkit.NewRun],
+) -> Call[list[runkit.Created | runkit.IdempotencyConflict]]:
+    """``POST .../action-runs:batch``. Each :class:`runkit.NewRun` becomes a create body;
+    its ``execute`` is the batch's ``?execute`` (so every item must say the same), and its
+    ``concurrency_limit`` is the server's to decide (it must be None). Safe to repeat when
+    every item carries an idempotency key: the repeat answers each item's run again."""
+    given: object = items
+    if isinstance(given, str | bytes) or not isinstance(given, Sequence):
+        raise ValidationError.at(("body", "items"), "expected a list of NewRun", "list_type")
+    bodies: list[dict[str, Any]] = []
+    for i, item in enumerate(items):
+        if not isinstance(item, runkit.NewRun):
+            raise ValidationError.at(("body", "items", i), "expected a NewRun", "model_type")
+        if item.concurrency_limit is not None:
+            raise ValueError(
+                f"items[{i}]: concurrency_limit is the server's to decide over HTTP; leave it None"
+            )
+        bodies.append(
+            _create_body(
+                item.kind,
+                item.definition,
+                idempotency_key=item.idempotency_key,
+                concurrency_key=item.concurrency_key,
+                parent=item.parent_action_run_id,
+                action_id=item.action_id,
+            )
+        )
+    execute = {item.execute for item in items}
+    if len(execute) > 1:
+        raise ValueError(
+            "execute is the whole batch's over HTTP (?execute=true): give every item the same"
+        )
+    keys = [item.idempotency_key for item in items]
+    keyed = all(key is not None for key in keys)
+    context = _context("POST", BATCH)
+    return _call(
+        "POST",
+        BATCH,
+        lambda r: decode.created_many(r, keys, context),
+        Safety.SAFE if keyed else Safety.UNSAFE,
+        params={"execute": "true"} if True in execute else {},
+        body={"items": bodies},
+        context=context,
     )
 
 

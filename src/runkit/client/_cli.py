@@ -7,6 +7,7 @@ terminal, through :class:`runkit.client.Client`.
     runkit runs get ID [--json]
     runkit runs create KIND [--definition JSON|@file|@-] [--idempotency-key K]
                             [--concurrency-key K] [--execute] [--wait [--timeout S]] [--json]
+    runkit runs create-many --file FILE|@- [--execute] [--json]
     runkit runs execute|pause|resume|cancel|retry ID [--json]
     runkit runs approve|reject ID [--reason R] [--json]
     runkit runs delete ID
@@ -35,6 +36,7 @@ import runkit
 from runkit import Status
 
 from . import Client
+from ._cli_batch import add_create_many
 from ._cli_errors import NOT_SUCCEEDED, OK, UsageError, guarded
 from ._cli_render import (
     Output,
@@ -127,6 +129,7 @@ def add_client_commands(subparsers: Any) -> None:
     )
     _timeout(create)
     create.set_defaults(handler=guarded(create_run))
+    add_create_many(action, server, as_json, client)
 
     for name, help in MOVES.items():
         move = action(name, help, server, as_json)

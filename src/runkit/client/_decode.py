@@ -5,6 +5,7 @@ the wire object: a log entry's ``id`` is its cursor, which names its ``seq``."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
@@ -14,6 +15,8 @@ import httpx
 import runkit
 from runkit import Cursor
 from runkit_contrib import _wire as wire
+
+from ._errors import Context, validation_error
 
 #: What ``GET /api/v1/kinds`` lists: the wire object itself (its name, display name,
 #: description, capabilities, definition schema and example), as the server writes it.
@@ -45,6 +48,26 @@ def created(response: httpx.Response) -> runkit.Created:
     """201: this request made the run; 200 with ``Idempotent-Replayed: true``: an earlier
     request with the same idempotency key did."""
     return runkit.Created(run(response.json()), created=response.status_code == 201)
+
+
+def created_many(
+    response: httpx.Response, keys: Sequence[str | None], context: Context
+) -> list[runkit.Created | runkit.IdempotencyConflict]:
+    """A batch create's answer, one item per item sent (``keys``: their idempotency keys):
+    201 a new run, 200 an idempotent replay (``created`` False), 422 the item's
+    :class:`runkit.IdempotencyConflict`, its ``loc`` the server's (``("body", "items", i,
+    "idempotencyKey")``), as a create's conflict keeps it."""
+    answer = wire.converter.structure(response.json(), wire.CreatedRuns)
+    out: list[runkit.Created | runkit.IdempotencyConflict] = []
+    for item, key in zip(answer.items, keys, strict=True):  # as many answers as items
+        if item.status in (200, 201) and item.action_run is not None:
+            out.append(runkit.Created(_run(item.action_run), created=item.status == 201))
+            continue
+        error = item.error and validation_error(wire.to_json(item.error), context.keyed(key))
+        if item.status != 422 or not isinstance(error, runkit.IdempotencyConflict):
+            raise ValueError(f"item {len(out)}: neither a run nor an idempotency conflict")
+        out.append(error)
+    return out
 
 
 @attrs.frozen

@@ -69,6 +69,10 @@ class Context:
     action: Action | None = None
     idempotency_key: str | None = None
 
+    def keyed(self, key: str | None) -> Context:
+        """This context for one item of a batch, which carries its own key."""
+        return attrs.evolve(self, idempotency_key=key)
+
 
 def _body(response: httpx.Response) -> Any:
     try:
@@ -100,7 +104,7 @@ def error_for(response: httpx.Response, context: Context) -> RunkitError:
         if conflict is not None:
             return conflict
     if status == 422:
-        invalid = _invalid(body, context)
+        invalid = validation_error(body, context)
         if invalid is not None:
             return invalid
     if status == 503:
@@ -129,7 +133,9 @@ def _conflict(body: Any, run_id: UUID, action: Action) -> IllegalTransition | No
 _RUN_IN_MESSAGE = re.compile(r"\brun ([0-9a-fA-F-]{36})\b")
 
 
-def _invalid(body: Any, context: Context) -> ValidationError | None:
+def validation_error(body: Any, context: Context) -> ValidationError | None:
+    """A 422's body (``{"detail": [{loc, msg, type}]}``, as a create answers it or a batch
+    answers an item) as the exception it stands for; None when it is not one."""
     if not isinstance(body, dict) or not isinstance(body.get("detail"), list):
         return None
     details = []

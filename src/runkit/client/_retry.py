@@ -2,16 +2,17 @@
 
 A request is sent again only when a repeat cannot do what the first did not mean to:
 
-* **Safe** requests: every GET, ``DELETE``, ``execute``, ``pause``, ``resume``, ``cancel``
-  and a create that carries an idempotency key. A repeat changes nothing the first did not
-  (the key returns the same run; the state machine moves a run to where the first request
-  asked, or answers 409 because it is already there; a second delete finds it gone, which
-  is what was asked). They are retried on a connection that failed or broke, a timeout, and
-  429, 502, 503 and 504.
+* **Safe** requests: every GET, ``DELETE``, ``execute``, ``pause``, ``resume``, ``cancel``,
+  a create that carries an idempotency key, and a batch create whose every item carries
+  one. A repeat changes nothing the first did not (the key returns the same run; the state
+  machine moves a run to where the first request asked, or answers 409 because it is
+  already there; a second delete finds it gone, which is what was asked). They are retried
+  on a connection that failed or broke, a timeout, and 429, 502, 503 and 504.
 * **Unsafe** requests: ``retry`` (a repeat after the run failed again would start another
   attempt), ``approve`` and ``reject`` (each a decision on the record), and a create without
-  an idempotency key (a second run). They are retried only when the server certainly did
-  not act: the connection could not be made, or it answered 429 (refused before acting).
+  an idempotency key (a second run), or a batch with an item without one. They are retried
+  only when the server certainly did not act: the connection could not be made, or it
+  answered 429 (refused before acting).
   After a 503 or a broken connection the run may or may not have moved: the error is
   raised, and ``get`` tells.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import builtins
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar
 from uuid import UUID
@@ -196,6 +196,17 @@ class Client:
             execute=execute,
         )
         return self._send(call)
+
+    def create_many(
+        self, items: Sequence[runkit.NewRun]
+    ) -> builtins.list[runkit.Created | runkit.IdempotencyConflict]:
+        """Up to 1,000 runs in one request, written in one transaction: one answer an
+        item, in order: :class:`runkit.Created` (``created`` False: an idempotent replay)
+        or the item's :class:`runkit.IdempotencyConflict` (returned, not raised; the other
+        items are written). An invalid item raises one ValidationError for the batch
+        (``loc`` ``("body", "items", i, ...)``) and nothing is written. Every item's
+        ``execute`` must be the same (the request's ``?execute``)."""
+        return self._send(calls.create_many(items))
 
     def get(self, run_id: UUID | str) -> runkit.Run:
         return self._send(calls.get(run_id))
