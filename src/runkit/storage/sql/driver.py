@@ -46,6 +46,11 @@ Params = Mapping[str, Any]
 
 #: ``col IN (__[POSTCOMPILE_x])``: a list parameter, sent as one array instead.
 _EXPANDING = re.compile(r"(NOT )?IN \(__\[POSTCOMPILE_(\w+)\]\)")
+#: A bound value with its cast, as SQLAlchemy's psycopg dialect renders it.
+_BOUND = re.compile(
+    r"%\((\w+)\)s::(TIMESTAMP WITH TIME ZONE|VARCHAR(?:\(\d+\))?|BIGINT|INTEGER|SMALLINT|UUID"
+    r"|JSONB?|BOOLEAN|TEXT|FLOAT|DOUBLE PRECISION|NUMERIC)\b"
+)
 #: Compiled statements kept: the store's statements are prebuilt objects (a few dozen
 #: shapes); statements built per call (a keyed claim's) come and go through here.
 _CACHE_SIZE = 512
@@ -128,6 +133,7 @@ class Statement:
         if "POSTCOMPILE" in self.sql:
             raise NotImplementedError(f"the driver path cannot send this statement: {self.sql}")
         self.arrays = frozenset(arrays)
+        self._arrays: tuple[str, tuple[str, ...]] | tuple[()] | None = None
         self.base = dict(compiled.construct_params(_check=False))
         self.processors: dict[str, Callable[[Any], Any]] = dict(compiled._bind_processors)
         returned = compiled._result_columns
@@ -142,17 +148,43 @@ class Statement:
             if (proc := c.type._cached_result_processor(dialect, None)) is not None
         ]
 
+    def as_arrays(self) -> tuple[str, tuple[str, ...]] | None:
+        """This statement for many parameter sets at once, if it has that shape: a bare
+        ``INSERT ... VALUES (...)`` becomes ``INSERT ... SELECT * FROM unnest(arrays)``, an
+        ``UPDATE ... SET ... WHERE`` (no RETURNING) takes its values from ``unnest`` in a
+        ``FROM``. Returns the SQL and the parameter names (one array each), or None."""
+        if self._arrays is not None:
+            return self._arrays or None
+        names = tuple(m.group(1) for m in _BOUND.finditer(self.sql))
+        arrays = ", ".join(f"%({n})s::{t}[]" for n, t in _BOUND.findall(self.sql))
+        sql = None
+        if len(set(names)) == len(names) and not self.arrays:
+            head, values, tail = self.sql.partition(" VALUES (")
+            if self.sql.startswith("INSERT INTO ") and values:
+                rest = _BOUND.sub("", tail)  # VALUES holds only bound values: ", , )..."
+                rest = rest[rest.index(")") + 1 :]
+                sql = f"{head} SELECT * FROM unnest({arrays}){rest}"
+            elif self.sql.startswith("UPDATE ") and " WHERE " in self.sql and not self.returns:
+                body, _, where = self.sql.partition(" WHERE ")
+                columns = ", ".join(names)
+                refer = _BOUND.sub(lambda m: f"_v.{m.group(1)}", body)
+                where = _BOUND.sub(lambda m: f"_v.{m.group(1)}", where)
+                sql = f"{refer} FROM unnest({arrays}) AS _v({columns}) WHERE {where}"
+        self._arrays = (sql, names) if sql is not None else ()
+        return self._arrays or None
+
     def params(self, given: Mapping[str, Any] | None) -> dict[str, Any]:
         values = dict(self.base)
         if given:
             values.update(given)
         for name, process in self.processors.items():
-            value = values.get(name)
-            if value is not None:
-                if name in self.arrays:
-                    values[name] = [process(v) for v in value]
-                else:
-                    values[name] = process(value)
+            if name not in values:
+                continue
+            value = values[name]
+            if name in self.arrays:  # a list parameter: each item, as SQLAlchemy does
+                values[name] = None if value is None else [process(v) for v in value]
+            else:  # None too: JSON's processor writes it as JSON null, as SQLAlchemy does
+                values[name] = process(value)
         for name in self.arrays:
             if name not in self.processors and isinstance(values.get(name), tuple):
                 values[name] = list(values[name])
@@ -246,6 +278,12 @@ class DriverConnection:
     async def _many(self, compiled: Statement, params: list[dict[str, Any]]) -> Result:
         if not params:
             return Result([])
+        arrays = compiled.as_arrays() if len(params) > 1 else None
+        if arrays is not None:  # one statement, one array a column, in place of N
+            sql, names = arrays
+            columns = {name: [p.get(name) for p in params] for name in names}
+            cur = await self._conn.execute(sql, columns)
+            return Result(compiled.rows(await cur.fetchall()) if compiled.returns else [])
         async with self._conn.cursor() as cur:
             await cur.executemany(compiled.sql, params, returning=compiled.returns)
             if not compiled.returns:
