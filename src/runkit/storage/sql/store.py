@@ -30,7 +30,7 @@ import builtins
 import functools
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 from uuid import UUID
 
 import anyio
@@ -63,9 +63,6 @@ from .listen import Listening
 from .rows import row_to_run, stored_logs
 from .schema import logs, runs
 
-if TYPE_CHECKING:
-    pass
-
 __all__ = ["SqlStore"]
 
 T = TypeVar("T")
@@ -83,6 +80,11 @@ _ANY = Expect(frozenset(Status))
 _GET = sa.select(runs).where(runs.c.id == sa.bindparam("b_id", type_=runs.c.id.type))
 _INSERT_LOGS = sa.insert(logs)
 _EXISTS = sa.select(runs.c.seq).where(runs.c.id == sa.bindparam("b_id", type_=runs.c.id.type))
+_NOTIFY = sa.select(
+    sa.func.pg_notify(
+        sa.bindparam("b_channel", type_=sa.String()), sa.bindparam("b_payload", type_=sa.String())
+    )
+)
 _HEARTBEAT = (
     sa.update(runs)
     .where(
@@ -489,8 +491,8 @@ class SqlStore(Store):
         """``pg_notify(channel, payload)`` in its own transaction; nothing on SQLite."""
         if self.dialect != "postgresql":
             return
-        await self._call(functools.partial(self._notify, channel, payload), driver=False)
+        await self._call(functools.partial(self._notify, channel, payload))
 
     def _notify(self, channel: str, payload: str) -> None:
-        with self._tx.write() as conn:
-            conn.execute(sa.select(sa.func.pg_notify(channel, payload)))
+        with self._tx.single() as conn:  # one statement: its own transaction
+            conn.execute(_NOTIFY, {"b_channel": channel, "b_payload": payload})
