@@ -151,8 +151,10 @@ class Statement:
     def as_arrays(self) -> tuple[str, tuple[str, ...]] | None:
         """This statement for many parameter sets at once, if it has that shape: a bare
         ``INSERT ... VALUES (...)`` becomes ``INSERT ... SELECT * FROM unnest(arrays)``, an
-        ``UPDATE ... SET ... WHERE`` (no RETURNING) takes its values from ``unnest`` in a
-        ``FROM``. Returns the SQL and the parameter names (one array each), or None."""
+        ``UPDATE ... SET ... WHERE`` takes its values from ``unnest`` in a ``FROM``. Returns
+        the SQL and the parameter names (one array each), or None. What RETURNING gives is
+        then the rows written, in no promised order: callers match them by key (and an
+        UPDATE must not name one row twice)."""
         if self._arrays is not None:
             return self._arrays or None
         names = tuple(m.group(1) for m in _BOUND.finditer(self.sql))
@@ -164,7 +166,7 @@ class Statement:
                 rest = _BOUND.sub("", tail)  # VALUES holds only bound values: ", , )..."
                 rest = rest[rest.index(")") + 1 :]
                 sql = f"{head} SELECT * FROM unnest({arrays}){rest}"
-            elif self.sql.startswith("UPDATE ") and " WHERE " in self.sql and not self.returns:
+            elif self.sql.startswith("UPDATE ") and " WHERE " in self.sql:
                 body, _, where = self.sql.partition(" WHERE ")
                 columns = ", ".join(names)
                 refer = _BOUND.sub(lambda m: f"_v.{m.group(1)}", body)
@@ -241,49 +243,20 @@ class DriverConnection:
                 dialect=self.dialect,
             ) from err
 
-    def execute_each(self, statements: Sequence[tuple[Any, Params]]) -> list[Result]:
-        """Several statements in one round trip (psycopg's pipeline mode), their results in
-        order. An error raises as ``execute`` would, for the first statement that failed."""
-        prepared = []
-        for stmt, params in statements:
-            compiled = self._path.compiled(stmt, params)
-            try:
-                prepared.append((compiled, compiled.params(params)))
-            except Exception as err:
-                raise exc.StatementError(str(err), compiled.sql, None, err) from err
-        try:
-            return await_only(self._each(prepared))
-        except self._path.errors as err:
-            raise exc.DBAPIError.instance(
-                "(pipeline)",
-                None,
-                err,
-                self._path.errors,
-                hide_parameters=True,
-                dialect=self.dialect,
-            ) from err
-
-    async def _each(self, prepared: list[tuple[Statement, dict[str, Any]]]) -> list[Result]:
-        async with self._conn.pipeline():
-            cursors = [await self._conn.execute(c.sql, p) for c, p in prepared]
-        return [
-            Result(c.rows(await cur.fetchall()) if c.returns else [])
-            for (c, _), cur in zip(prepared, cursors, strict=True)
-        ]
-
     async def _one(self, compiled: Statement, params: dict[str, Any]) -> Result:
         cur = await self._conn.execute(compiled.sql, params)
         return Result(compiled.rows(await cur.fetchall()) if compiled.returns else [])
 
     async def _many(self, compiled: Statement, params: list[dict[str, Any]]) -> Result:
-        if not params:
-            return Result([])
-        arrays = compiled.as_arrays() if len(params) > 1 else None
+        if len(params) <= 1:
+            return await self._one(compiled, params[0]) if params else Result([])
+        arrays = compiled.as_arrays()
         if arrays is not None:  # one statement, one array a column, in place of N
             sql, names = arrays
             columns = {name: [p.get(name) for p in params] for name in names}
             cur = await self._conn.execute(sql, columns)
             return Result(compiled.rows(await cur.fetchall()) if compiled.returns else [])
+        # A shape unnest cannot take: psycopg's executemany (it pipelines the statements).
         async with self._conn.cursor() as cur:
             await cur.executemany(compiled.sql, params, returning=compiled.returns)
             if not compiled.returns:
