@@ -36,6 +36,7 @@ FAMILIES = (
     ("automations", "call_automation: steps/s beside flat runs, parent wake-up latency"),
     ("file_sync", "issue #11: file_sync vs cp -r (2,000 small files, one 500 MB file)"),
     ("duckdb_transform", "issue #11: duckdb_transform overhead per run vs DuckDB direct"),
+    ("memory", "issue #16: worker RSS over 100,000 runs, SSE API RSS with 100 clients"),
 )
 #: A smoke ratio may fall to this fraction of the stored one before the run fails.
 REGRESSION_FACTOR = 0.5
