@@ -21,7 +21,7 @@ from runkit import (
     ValidationError,
     embedded_workers,
 )
-from runkit.service.batch import MAX_BATCH
+from runkit.service.creates import MAX_BATCH
 from test_core import KINDS
 
 pytestmark = pytest.mark.anyio

@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from runkit import Principal, Run, Runkit
-from runkit.service.batch import MAX_BATCH as CORE_MAX_BATCH
+from runkit.service.creates import MAX_BATCH as CORE_MAX_BATCH
 from runkit.testing import json_objects, runs
 from runkit_contrib import ApiKeys, asgi_app
 from runkit_contrib._batch import run_json

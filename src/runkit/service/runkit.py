@@ -30,10 +30,8 @@ from ..domain.idempotency import IdempotencyPolicy
 from ..domain.kind import Kind, KindRegistry
 from ..domain.models import (
     Created,
-    Expect,
     LogEntry,
     LogPage,
-    NewLogEntry,
     NewRun,
     Principal,
     Run,
@@ -48,7 +46,7 @@ from ..engine._wakeups import Wakeups
 from ..storage.base import Store
 from ..storage.protocols import NotificationListener, Notifier, TransactionalInsert
 from ..storage.urls import open_store
-from . import approvals, batch
+from . import approvals, creates
 from .mover import CAS_ATTEMPTS, Mover
 from .plugins import (
     HostChecks,
@@ -303,10 +301,7 @@ class Runkit:
         With an ``idempotency_key`` already used in its scope: the same request returns the
         existing run (``created`` False); a different one raises IdempotencyConflict.
         """
-        if large := _inputs.is_large(definition):  # bounds checked off the event loop
-            self.kinds.require(kind)  # an unknown kind is still the first problem
-            await anyio.to_thread.run_sync(_inputs.definition, definition)
-        run, entries = self._build(
+        item = NewRun(
             kind,
             definition,
             idempotency_key=idempotency_key,
@@ -314,25 +309,13 @@ class Runkit:
             concurrency_limit=concurrency_limit,
             parent_action_run_id=parent_action_run_id,
             action_id=action_id,
-            principal=principal,
             execute=execute,
-            bounds_checked=large,
         )
-        if run.parent_action_run_id is not None:
-            run = creating.under(run, await self.store.get(run.parent_action_run_id))
-        for _ in range(CAS_ATTEMPTS):
-            stored, created = await self.store.insert(run, entries)
-            if created:
-                if execute:
-                    self.wakeups.work_available()
-                return Created(stored, True)
-            if creating.expired(stored, self.idempotency, run.created_at):
-                await self.store.update(
-                    stored.id, Expect(frozenset(Status)), {"idempotency_scope": None}
-                )
-                continue  # the key is free again: insert anew
-            return creating.replay(stored, run)
-        raise RuntimeError("idempotency key kept changing hands")  # pragma: no cover
+        run, entries = await creates.build(self, item, principal)
+        answer = await creates.settle(self, run, entries)
+        if answer.created and execute:
+            self.wakeups.work_available()
+        return answer
 
     async def create_many(
         self, items: Sequence[NewRun], *, principal: Principal | None = None
@@ -343,7 +326,7 @@ class Runkit:
         (returned, not raised: the other items are written). An invalid item raises one
         ValidationError for the batch, its ``loc`` starting ``("items", index)``, and
         nothing is written."""
-        return await batch.create_many(self, items, principal)
+        return await creates.create_many(self, items, principal)
 
     def create_in(
         self,
@@ -365,23 +348,10 @@ class Runkit:
             raise ConfigurationError(
                 f"create_in needs a SQL store; {type(self.store).__name__} has no insert_in"
             )
-        run, entries = self._build(kind, definition, **options)
+        principal = options.pop("principal", None)
+        run, entries = creates.new(self, NewRun(kind, definition, **options), principal)
         stored, created = self.store.insert_in(connection, run, entries)
         return Created(stored, True) if created else creating.replay(stored, run)
-
-    def _build(
-        self, kind: str, definition: Mapping[str, Any] | None, **options: Any
-    ) -> tuple[Run, builtins.list[NewLogEntry]]:
-        """A new run from a create request, validated, and its first audit entries."""
-        return creating.new_run(
-            self.kinds.require(kind),
-            definition,
-            now=self.clock.now(),
-            idempotency=self.idempotency,
-            limits=self.settings.concurrency_limits,
-            checks=self.checks,
-            **options,
-        )
 
     # ---------------------------------------------------------------- client actions ------
     async def execute(self, run_id: UUID | str, *, principal: Principal | None = None) -> Run:

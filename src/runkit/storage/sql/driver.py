@@ -102,12 +102,10 @@ class Result:
         return self._rows[0][0] if self._rows else None
 
     def scalar_one(self) -> Any:
-        if len(self._rows) != 1:
-            raise (
-                exc.NoResultFound("expected one row")
-                if not self._rows
-                else (exc.MultipleResultsFound("more than one row"))
-            )
+        if not self._rows:
+            raise exc.NoResultFound("expected one row")
+        if len(self._rows) > 1:
+            raise exc.MultipleResultsFound("more than one row")
         return self._rows[0][0]
 
 
@@ -234,14 +232,7 @@ class DriverConnection:
                 return await_only(self._many(compiled, many or []))
             return await_only(self._one(compiled, one))
         except self._path.errors as err:
-            raise exc.DBAPIError.instance(
-                compiled.sql,
-                None,
-                err,
-                self._path.errors,
-                hide_parameters=True,
-                dialect=self.dialect,
-            ) from err
+            raise self._path.wrap(err, compiled.sql) from err
 
     async def _one(self, compiled: Statement, params: dict[str, Any]) -> Result:
         cur = await self._conn.execute(compiled.sql, params)
@@ -285,14 +276,7 @@ class DriverTransactions:
         try:
             conn = await_only(pool.get())
         except self._path.errors as err:  # could not connect: as the thread path says it
-            raise exc.DBAPIError.instance(
-                "(connect)",
-                None,
-                err,
-                self._path.errors,
-                hide_parameters=True,
-                dialect=self._path.dialect,
-            ) from err
+            raise self._path.wrap(err, "(connect)") from err
         try:
             if begin is not None:
                 self._send(conn, begin)
@@ -311,9 +295,7 @@ class DriverTransactions:
         try:
             await_only(conn.execute(sql))
         except self._path.errors as err:
-            raise exc.DBAPIError.instance(
-                sql, None, err, self._path.errors, hide_parameters=True, dialect=self._path.dialect
-            ) from err
+            raise self._path.wrap(err, sql) from err
 
     def write(self) -> Any:
         return self._connection("BEGIN")
@@ -399,6 +381,13 @@ class DriverPath:
             OrderedDict()
         )
         self.tx = DriverTransactions(self)
+
+    def wrap(self, err: Exception, sql: str) -> exc.StatementError:
+        """A psycopg error as SQLAlchemy raises it on the thread path (parameters hidden:
+        they may hold secrets), so the store's error handling sees one kind of error."""
+        return exc.DBAPIError.instance(
+            sql, None, err, self.errors, hide_parameters=True, dialect=self.dialect
+        )
 
     def usable(self) -> bool:
         """Whether this call may take the driver path: on asyncio, on the pool's loop."""
