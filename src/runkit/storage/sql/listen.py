@@ -10,12 +10,14 @@ from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 import anyio.to_thread
+import sqlalchemy as sa
 from sqlalchemy import exc
 from sqlalchemy.engine import Engine
 
 from ...domain.errors import StorageUnavailable
 from ..protocols import Notifications
 from .engine import is_memory_sqlite
+from .senders import OwnSenders, remember_sender
 from .watch import DataVersionWatcher
 
 if TYPE_CHECKING:
@@ -28,6 +30,12 @@ class Listening:
     def __init__(self, engine: Engine, listen_dsn: str | None) -> None:
         self.engine = engine
         self._listen_dsn = listen_dsn
+        #: The store's own connections, whose NOTIFYs are not wake-ups here: those made by
+        #: the engine are remembered by its ``connect`` event, the driver path's by its pool
+        #: (``senders.add_connection``).
+        self.senders = OwnSenders()
+        if engine.dialect.name == "postgresql":
+            sa.event.listen(engine, "connect", remember_sender(self.senders))
         self._listener: PgListener | None = None
         self._watcher: DataVersionWatcher | None = None
 
@@ -68,7 +76,7 @@ class Listening:
         from .notify import PgListener  # psycopg is needed on PostgreSQL only
 
         if self._listener is None:
-            self._listener = PgListener(self._listen_connection)
+            self._listener = PgListener(self._listen_connection, self.senders)
         listener = self._listener
         try:
             # Abandoned on cancellation: the thread returns by itself within the timeout.

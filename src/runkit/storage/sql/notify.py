@@ -20,6 +20,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from .senders import OwnSenders
+
 #: Distinct payloads kept for one channel between two waits; beyond it they collapse to one
 #: empty payload ("something happened"), which bounds memory whatever the senders do.
 MAX_PAYLOADS = 10_000
@@ -32,8 +34,10 @@ class PgListener:
     each within its own timeout.
     """
 
-    def __init__(self, connect: Callable[[], Any]) -> None:
+    def __init__(self, connect: Callable[[], Any], senders: OwnSenders | None = None) -> None:
         self._connect = connect
+        #: Notifications these sessions sent are not wake-ups (see :class:`OwnSenders`).
+        self._own = senders if senders is not None else OwnSenders()
         self._conn: Any = None
         self._channels: set[str] = set()
         #: Payloads of notifications that arrived for a channel while waiting on another one.
@@ -73,7 +77,8 @@ class PgListener:
                 # Consume the generator to its end: it holds the connection's lock while
                 # suspended, so leaving it early and draining would deadlock.
                 for note in conn.notifies(timeout=remaining, stop_after=1):
-                    _add(self._pending.setdefault(note.channel, set()), note.payload)
+                    if note.pid not in self._own:
+                        _add(self._pending.setdefault(note.channel, set()), note.payload)
         except psycopg.Error:
             self._reset()
             raise
@@ -107,6 +112,8 @@ class PgListener:
         """Coalesce: notifications already received join this wake-up (those of the
         ``fired`` channels) or wait for the next one (the others)."""
         for note in conn.notifies(timeout=0.0):
+            if note.pid in self._own:
+                continue
             payloads = fired.get(note.channel)
             if payloads is None:
                 payloads = self._pending.setdefault(note.channel, set())

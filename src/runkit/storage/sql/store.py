@@ -135,6 +135,7 @@ class SqlStore(Store):
                 pool_size=max_threads or 8,
             )
         self.dialect = self.engine.dialect.name
+        self._listening = Listening(self.engine, listen_dsn)
         self._threads_tx = Transactions(self.engine, autocommit_engine=self._owns_engine)
         #: The native asyncio path (``driver``) on PostgreSQL engines the store built.
         self._driver: DriverPath | None = None
@@ -143,9 +144,9 @@ class SqlStore(Store):
                 self.engine,
                 pool_size=max_threads or 8,
                 connect_args=pg_connect_args(self.engine.url),
+                on_connect=self._listening.senders.add_connection,
             )
         self._create_schema = create_schema
-        self._listening = Listening(self.engine, listen_dsn)
         if self.dialect == "sqlite" and is_memory_sqlite(self.engine.url):
             self._threads = 1  # one shared connection: one primitive at a time
         else:
