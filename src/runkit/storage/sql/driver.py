@@ -277,19 +277,37 @@ class DriverTransactions:
             conn = await_only(pool.get())
         except self._path.errors as err:  # could not connect: as the thread path says it
             raise self._path.wrap(err, "(connect)") from err
+        pipeline = None
         try:
             if begin is not None:
+                # Pipeline mode: BEGIN travels with the first statement, and statements whose
+                # result is not read travel with the next one or with COMMIT, so a claim or a
+                # report costs two round trips, not one per statement. A failed statement
+                # aborts the rest; its error is raised at the next read or at the end.
+                pipeline = conn.pipeline()
+                await_only(pipeline.__aenter__())
                 self._send(conn, begin)
             yield DriverConnection(conn, self._path)
-            if begin is not None:
+            if pipeline is not None:
                 self._send(conn, "COMMIT" if begin == "BEGIN" else "ROLLBACK")
-        except BaseException:
+                done, pipeline = pipeline, None
+                self._sync(done)
+        except BaseException as err:
+            if pipeline is not None:
+                with contextlib.suppress(Exception):  # ours is the error to raise
+                    await_only(pipeline.__aexit__(type(err), err, err.__traceback__))
             if begin is not None and not conn.closed:
                 with contextlib.suppress(Exception):
                     await_only(conn.execute("ROLLBACK"))
             raise
         finally:
             await_only(pool.put(conn))
+
+    def _sync(self, pipeline: Any) -> None:
+        try:
+            await_only(pipeline.__aexit__(None, None, None))
+        except self._path.errors as failed:
+            raise self._path.wrap(failed, "(pipeline)") from failed
 
     def _send(self, conn: Any, sql: str) -> None:
         try:
@@ -321,7 +339,13 @@ class Pool:
     (a restart or a cut takes them all), wait ``timeout`` seconds for a free slot.
     """
 
-    def __init__(self, kwargs: Mapping[str, Any], size: int, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        kwargs: Mapping[str, Any],
+        size: int,
+        timeout: float = 30.0,
+        on_connect: Callable[[Any], None] | None = None,
+    ) -> None:
         import psycopg
 
         self._connect = psycopg.AsyncConnection.connect
@@ -329,18 +353,25 @@ class Pool:
         self._idle: list[Any] = []
         self._slots = asyncio.Semaphore(size)
         self._timeout = timeout
+        self._on_connect = on_connect
 
     async def get(self) -> Any:
-        try:
-            await asyncio.wait_for(self._slots.acquire(), self._timeout)
-        except TimeoutError:
-            raise exc.TimeoutError(f"no connection came free in {self._timeout:g}s") from None
+        if self._slots.locked():  # wait_for costs a task: only when there is a wait
+            try:
+                await asyncio.wait_for(self._slots.acquire(), self._timeout)
+            except TimeoutError:
+                raise exc.TimeoutError(f"no connection came free in {self._timeout:g}s") from None
+        else:
+            await self._slots.acquire()  # a free slot: taken without suspending
         try:
             while self._idle:
                 conn = self._idle.pop()
                 if not conn.closed:
                     return conn
-            return await self._connect(**self._kwargs)
+            conn = await self._connect(**self._kwargs)
+            if self._on_connect is not None:
+                self._on_connect(conn)
+            return conn
         except BaseException:
             self._slots.release()
             raise
@@ -367,7 +398,14 @@ class DriverPath:
     """The driver path of one store: a :class:`Pool` on the store's database, made on the
     first call from an asyncio event loop and bound to that loop."""
 
-    def __init__(self, engine: Engine, *, pool_size: int, connect_args: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        pool_size: int,
+        connect_args: Mapping[str, Any],
+        on_connect: Callable[[Any], None] | None = None,
+    ) -> None:
         import psycopg
 
         self.dialect = engine.dialect
@@ -375,6 +413,7 @@ class DriverPath:
         _, params = engine.dialect.create_connect_args(engine.url)
         self._kwargs = {**params, **connect_args, "autocommit": True}
         self._pool_size = pool_size
+        self._on_connect = on_connect
         self._pool: Pool | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._compiled: OrderedDict[tuple[int, tuple[str, ...] | None], tuple[Any, Statement]] = (
@@ -404,7 +443,7 @@ class DriverPath:
 
     async def run(self, fn: Callable[[], T]) -> T:
         if self._pool is None:
-            self._pool = Pool(self._kwargs, self._pool_size)
+            self._pool = Pool(self._kwargs, self._pool_size, on_connect=self._on_connect)
             self._loop = asyncio.get_running_loop()
         # Shielded: like a worker thread, the primitive runs to its commit or rollback.
         with anyio.CancelScope(shield=True):
