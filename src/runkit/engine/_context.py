@@ -46,6 +46,7 @@ class AttemptContext:
         lease: Lease,
         definition: Any,
         worker_id: str,
+        on_pending: Callable[[AttemptContext], None] | None = None,
     ) -> None:
         self.runkit = runkit
         self.run = run
@@ -64,8 +65,11 @@ class AttemptContext:
         self._children = 0
         self._progress: dict[str, Any] = dict(run.progress)
         self._buffer: list[NewLogEntry] = []
-        self._pending = anyio.Event()
+        #: Told when the buffer gets its first entry (the worker's LogFlusher).
+        self._on_pending = on_pending
         self._lock = anyio.Lock()  # one flush at a time keeps entries in order
+        #: The attempt has ended: its last entries went with its outcome (close_logs).
+        self.logs_closed = False
         # Set by the worker: a pause was asked; honoured at the next checkpoint.
         self.pause_requested = False
         self._scope: anyio.CancelScope | None = None
@@ -102,16 +106,16 @@ class AttemptContext:
                 worker_id=self.worker_id,
             )
         )
-        self._pending.set()
+        if len(self._buffer) == 1 and self._on_pending is not None:
+            self._on_pending(self)
         await anyio.lowlevel.checkpoint()
 
     async def flush(self) -> None:
         """Write buffered entries now. Raises LeaseLost if the lease is gone."""
         async with self._lock:
-            if not self._buffer:
+            if not self._buffer or self.logs_closed:
                 return
             batch, self._buffer = self._buffer, []
-            self._pending = anyio.Event()
             # Shielded: a cancel arriving mid-write must not drop entries already taken.
             with anyio.CancelScope(shield=True):
                 await self.runkit.ops.append_logs(self.lease, batch)
@@ -121,7 +125,6 @@ class AttemptContext:
         transaction, after any flush under way (entries stay in order)."""
         async with self._lock:
             batch, self._buffer = self._buffer, []
-            self._pending = anyio.Event()
             with anyio.CancelScope(shield=True):  # taken entries must not be dropped
                 await self.runkit.ops.set_progress(
                     self.lease,
@@ -130,14 +133,14 @@ class AttemptContext:
                     logs=batch,
                 )
 
-    def take_logs(self) -> list[NewLogEntry]:
-        """Hand over the unwritten entries (the worker writes them with the attempt's
-        outcome, in one transaction). Only once the attempt's flusher has stopped."""
-        batch, self._buffer = self._buffer, []
+    async def close_logs(self) -> list[NewLogEntry]:
+        """End the attempt's logging and hand over the unwritten entries (the worker writes
+        them with the attempt's outcome, in one transaction): after any flush under way, so
+        entries stay in order, and no flush writes after it."""
+        async with self._lock:
+            self.logs_closed = True
+            batch, self._buffer = self._buffer, []
         return batch
-
-    async def wait_pending(self) -> None:
-        await self._pending.wait()
 
     # ---------------------------------------------------------------- progress ------------
     async def progress(self, progress: Mapping[str, Any]) -> None:

@@ -37,6 +37,7 @@ from ..domain.redact import redact_text
 from ..domain.states import Status
 from ._context import AttemptContext
 from ._executors import Outcome, backoff, error_body, is_retryable, run_attempt
+from ._flusher import LogFlusher
 from ._outbox import CompletionBuffer, persist
 from ._wakeups import Signal
 
@@ -122,6 +123,10 @@ class Worker:
             lease_seconds=lambda: runkit.settings.lease.total_seconds(),
             holding=lambda: len(self._held),
         )
+        #: Running attempts' log entries, written from one task.
+        self._flusher = LogFlusher(
+            interval=flush_interval, retry_after=poll_interval, on_lost=self._lease_lost
+        )
 
     # ---------------------------------------------------------------- lifecycle -----------
     @property
@@ -194,6 +199,7 @@ class Worker:
             tg.start_soon(self._forward_wakeups)
             tg.start_soon(self._heartbeat_loop)
             tg.start_soon(self._outbox.run)
+            tg.start_soon(self._flusher.run, tg)
             if self.rescue:
                 tg.start_soon(self._rescue_loop)
             task_status.started(self)
@@ -279,30 +285,23 @@ class Worker:
             body = _fatal(invalid)
             await self._report(held, lambda: self.runkit.ops.fail(held.lease, body))
             return
-        ctx = held.ctx = AttemptContext(self.runkit, run, held.lease, definition, self.worker_id)
+        ctx = held.ctx = AttemptContext(
+            self.runkit, run, held.lease, definition, self.worker_id, self._flusher.pending
+        )
         ctx._scope = held.scope
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self._flusher, held, ctx)
-            outcome = await run_attempt(kind, ctx, held.scope)
-            tg.cancel_scope.cancel()
+        outcome = await run_attempt(kind, ctx, held.scope)
+        logs = await ctx.close_logs()
         if held.stop == "lost":
             return  # fenced out: write nothing more
         # The last entries go with the outcome, in its transaction.
-        await self._finish(held, kind, outcome, ctx.take_logs())
+        await self._finish(held, kind, outcome, logs)
 
-    async def _flusher(self, held: _Held, ctx: AttemptContext) -> None:
-        while True:
-            await ctx.wait_pending()
-            await anyio.sleep(self.flush_interval)  # gather a few entries per commit
-            try:
-                await ctx.flush()
-            except LeaseLost:
-                held.stop = "lost"
-                held.scope.cancel()
-                return
-            except Exception:
-                log.warning("run %s: log flush failed; will retry", held.run.id, exc_info=True)
-                await anyio.sleep(self.poll_interval)
+    def _lease_lost(self, ctx: AttemptContext) -> None:
+        """A log flush found the lease gone: stop the attempt, and write nothing more."""
+        held = self._held.get((ctx.run_id, ctx.attempt))
+        if held is not None:
+            held.stop = "lost"
+            held.scope.cancel()
 
     async def _finish(
         self, held: _Held, kind: Kind, outcome: Outcome, logs: list[NewLogEntry]
