@@ -109,6 +109,7 @@ class Worker:
         self._held: dict[tuple[uuid.UUID, int], _Held] = {}
         self._wake = Signal()
         self._dirty = True  # something may be claimable: claim before sleeping
+        self._backlog = False  # the last claim took all it asked for: more may wait
         self._stopping = False
         self._aborted = False
         self._tg: TaskGroup | None = None
@@ -224,6 +225,14 @@ class Worker:
         while not self._stopping:
             free = self.concurrency - len(self._held)
             if free > 0 and self._dirty:
+                if self._held and not self._backlog:
+                    # Busy, and the last claim emptied the queue: let the next few runs
+                    # arrive, so that one claim takes several (a claim is two round trips
+                    # whatever it takes). An idle worker, or one behind a backlog,
+                    # claims at once.
+                    await anyio.sleep(self.flush_interval)
+                    if self._stopping:
+                        break
                 self._dirty = False
                 want = min(free, self.batch)
                 try:
@@ -234,7 +243,8 @@ class Worker:
                 for run in runs:
                     log.info("claimed run %s (%s), attempt %d", run.id, run.kind, run.attempt)
                     tg.start_soon(self._execute, self._hold(run))
-                if len(runs) == want:
+                self._backlog = len(runs) == want
+                if self._backlog:
                     self._dirty = True  # there may be more
                     await anyio.lowlevel.checkpoint()
                     continue
