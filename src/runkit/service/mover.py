@@ -84,8 +84,14 @@ class Mover:
     def moved(self, before: Run, to: Status | None) -> None:
         """Wake who may care that ``before`` moved to ``to``."""
         self.wakeups.logs_appended(before.id)
-        if (before.status in LEASED and to not in LEASED) or to is Status.QUEUED:
-            self.wakeups.work_available()  # a concurrency slot was freed, or a run queued
+        if to is Status.QUEUED:
+            self.wakeups.work_available()  # any worker anywhere may take it
+        elif before.status in LEASED and to not in LEASED:
+            # A slot was freed: the worker's own (its process wakes it), and, for a keyed run,
+            # one of its key's, which a worker in another process may be waiting for. An
+            # unkeyed run's end is news to no other process: telling them all would wake
+            # every worker process for a claim that finds nothing (a NOTIFY herd).
+            self.wakeups.work_available(local_only=before.concurrency_key is None)
 
     async def settled(self, moved: Sequence[Run]) -> None:
         """After moves committed: the children among ``moved`` that finished may end their
