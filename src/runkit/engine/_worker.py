@@ -222,17 +222,17 @@ class Worker:
 
     # ---------------------------------------------------------------- claiming ------------
     async def _claim_loop(self, tg: TaskGroup) -> None:
+        gathered = False
         while not self._stopping:
             free = self.concurrency - len(self._held)
             if free > 0 and self._dirty:
-                if self._held and not self._backlog:
-                    # Busy, and the last claim emptied the queue: let the next few runs
-                    # arrive, so that one claim takes several (a claim is two round trips
-                    # whatever it takes). An idle worker, or one behind a backlog,
-                    # claims at once.
+                if self._held and not self._backlog and not gathered:
+                    # Busy, and the last claim emptied the queue: let a few more runs come,
+                    # so one claim (two round trips, whatever it takes) takes several.
+                    gathered = True
                     await anyio.sleep(self.flush_interval)
-                    if self._stopping:
-                        break
+                    continue  # stopping, or slots taken meanwhile: look again
+                gathered = False
                 self._dirty = False
                 want = min(free, self.batch)
                 try:
