@@ -41,6 +41,8 @@ from sqlalchemy import exc
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.util import await_only, greenlet_spawn
 
+from .arrays import literal as array_literal
+
 T = TypeVar("T")
 Params = Mapping[str, Any]
 
@@ -244,7 +246,11 @@ class DriverConnection:
         arrays = compiled.as_arrays()
         if arrays is not None:  # one statement, one array a column, in place of N
             sql, names = arrays
-            columns = {name: [p.get(name) for p in params] for name in names}
+            columns: dict[str, Any] = {}
+            for name in names:
+                values = [p.get(name) for p in params]
+                text = array_literal(values)  # one string, not a list dumped item by item
+                columns[name] = values if text is None else text
             cur = await self._conn.execute(sql, columns)
             return Result(compiled.rows(await cur.fetchall()) if compiled.returns else [])
         # A shape unnest cannot take: psycopg's executemany (it pipelines the statements).

@@ -1,0 +1,57 @@
+"""PostgreSQL array literals for the driver path's statements over arrays (``unnest``).
+
+psycopg adapts a Python list element by element in Python (its ``ListDumper``): for a batch
+of 500 runs, three fifths of ``create_many``'s time. The same array as one literal string,
+``{"a","b",NULL}``, built here with string operations, is one parameter the server parses
+(``%(x)s::uuid[]``). Every element is quoted and escaped (backslash before ``"`` and ``\\``),
+so any text survives, and ``NULL`` unquoted is SQL NULL. A value of a type not handled here
+makes :func:`literal` answer None, and the caller passes the list to psycopg as before.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+
+def _json_wrappers() -> tuple[type, ...]:
+    try:  # the wrappers SQLAlchemy's psycopg dialect puts around JSON values
+        from psycopg.types.json import Json, Jsonb
+    except ImportError:  # pragma: no cover - the driver path needs psycopg anyway
+        return ()
+    return (Json, Jsonb)
+
+
+_JSON = _json_wrappers()
+
+
+def literal(values: Sequence[Any]) -> str | None:
+    """``values`` as one array literal, or None if one of them is of a type not handled."""
+    parts: list[str] = []
+    add = parts.append
+    for value in values:
+        kind = type(value)
+        if value is None:
+            add("NULL")
+            continue
+        if kind is str:
+            text = value
+        elif kind is bool:
+            text = "t" if value else "f"
+        elif kind is int:
+            text = str(value)
+        elif kind is UUID:
+            add(str(value))  # hex and dashes: nothing to quote
+            continue
+        elif kind is datetime:
+            text = value.isoformat()
+        elif kind in _JSON:
+            # As psycopg writes it (json.dumps, unless the wrapper names its own function).
+            text = (value.dumps or json.dumps)(value.obj)
+        else:
+            return None
+        add('"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"')
+    return "{" + ",".join(parts) + "}"
