@@ -285,17 +285,19 @@ class DriverTransactions:
             raise self._path.wrap(err, "(connect)") from err
         pipeline = None
         try:
-            if begin is not None:
+            if begin is not None and self._path.pipelines:
                 # Pipeline mode: BEGIN travels with the first statement, and statements whose
                 # result is not read travel with the next one or with COMMIT, so a claim or a
                 # report costs two round trips, not one per statement. A failed statement
                 # aborts the rest; its error is raised at the next read or at the end.
                 pipeline = conn.pipeline()
                 await_only(pipeline.__aenter__())
+            if begin is not None:
                 self._send(conn, begin)
             yield DriverConnection(conn, self._path)
-            if pipeline is not None:
+            if begin is not None:
                 self._send(conn, "COMMIT" if begin == "BEGIN" else "ROLLBACK")
+            if pipeline is not None:
                 done, pipeline = pipeline, None
                 self._sync(done)
         except BaseException as err:
@@ -416,6 +418,9 @@ class DriverPath:
 
         self.dialect = engine.dialect
         self.errors = psycopg.Error
+        #: Pipeline mode needs libpq 14 (psycopg-binary bundles one); older: a round trip
+        #: per statement, as before.
+        self.pipelines = bool(psycopg.AsyncPipeline.is_supported())
         _, params = engine.dialect.create_connect_args(engine.url)
         self._kwargs = {**params, **connect_args, "autocommit": True}
         self._pool_size = pool_size
