@@ -56,3 +56,18 @@ async def test_runs_and_errors_are_the_same_with_or_without_pipelines(
         with pytest.raises(RunNotFound):
             await rk.get(new.id)
     assert (len(entered) > 0) is pipelines
+
+
+async def test_a_store_on_a_host_engine_leaves_no_listener_behind(pg_url: str) -> None:
+    """The store remembers its connections' sessions through the engine's connect event; a
+    host's engine outlives the store, so closing the store removes the listener."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(pg_url)
+    store = SqlStore(engine, create_schema=True)
+    remember = store._listening._remember
+    assert sa.event.contains(engine, "connect", remember)
+    await store.open()
+    await store.close()
+    assert not sa.event.contains(engine, "connect", remember)
+    engine.dispose()

@@ -34,12 +34,17 @@ class Listening:
         #: the engine are remembered by its ``connect`` event, the driver path's by its pool
         #: (``senders.add_connection``).
         self.senders = OwnSenders()
+        self._remember: Any = None
         if engine.dialect.name == "postgresql":
-            sa.event.listen(engine, "connect", remember_sender(self.senders))
+            self._remember = remember_sender(self.senders)
+            sa.event.listen(engine, "connect", self._remember)
         self._listener: PgListener | None = None
         self._watcher: DataVersionWatcher | None = None
 
     def close(self) -> None:
+        if self._remember is not None:  # a host's engine outlives the store: no listener left
+            sa.event.remove(self.engine, "connect", self._remember)
+            self._remember = None
         if self._listener is not None:
             self._listener.close()
             self._listener = None
