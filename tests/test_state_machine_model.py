@@ -99,35 +99,64 @@ class ModelRun:
         self.status = target
 
 
-def _backends(fresh_pg_url: Callable[[], str] | None) -> list[Callable[[], Any]]:
+def _backends(pg: PgSchemas | None) -> list[Callable[[], Any]]:
     """Store makers; each call makes an empty database, since every example starts anew."""
     makers: list[Callable[[], Any]] = [MemoryStore]
     makers.append(lambda: SqlStore(f"sqlite:///{tempfile.mkdtemp()}/model.db", create_schema=True))
-    if fresh_pg_url is not None:
-        makers.append(lambda: SqlStore(fresh_pg_url(), create_schema=True))
+    if pg is not None:
+        makers.append(lambda: SqlStore(pg.make(), create_schema=True))
     return makers
 
 
-@pytest.fixture
-def fresh_pg_url() -> Iterator[Callable[[], str]]:
-    """Makes a new PostgreSQL schema per call; drops them all at teardown."""
-    admin = sa.create_engine(PG_URL, poolclass=NullPool)
-    made: list[str] = []
+class PgSchemas:
+    """A new PostgreSQL schema per example, dropped at that example's teardown.
 
-    def make() -> str:
+    Dropping per example (not all at the end) keeps the test's teardown short: pytest-timeout
+    counts fixture teardown in the test's budget, and one example's schema drops in
+    milliseconds. The lock timeout turns a connection left inside a transaction (which would
+    block DROP forever) into a failure that names the sessions holding locks.
+    """
+
+    def __init__(self) -> None:
+        self.admin = sa.create_engine(PG_URL, poolclass=NullPool)
+        self.made: list[str] = []
+
+    def make(self) -> str:
         schema = f"rk_model_{uuid4().hex[:12]}"
-        with admin.begin() as conn:
+        with self.admin.begin() as conn:
             conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-        made.append(schema)
+        self.made.append(schema)
         return _with_search_path(PG_URL, schema)
 
+    def drop_made(self) -> None:
+        while self.made:
+            schema = self.made[-1]
+            try:
+                with self.admin.begin() as conn:
+                    conn.exec_driver_sql("SET LOCAL lock_timeout = '30s'")
+                    conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            except sa.exc.OperationalError as exc:
+                raise AssertionError(f"could not drop {schema}: {exc}; {self._holders()}") from exc
+            self.made.pop()
+
+    def _holders(self) -> list[tuple[Any, ...]]:
+        with self.admin.connect() as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT pid, state, left(query, 120) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            return [tuple(row) for row in rows]
+
+
+@pytest.fixture
+def pg_schemas() -> Iterator[PgSchemas]:
+    """Schemas for the PostgreSQL model test; whatever an example left is dropped at the end."""
+    schemas = PgSchemas()
     try:
-        yield make
+        yield schemas
     finally:
-        with admin.begin() as conn:
-            for schema in made:
-                conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        admin.dispose()
+        schemas.drop_made()
+        schemas.admin.dispose()
 
 
 class RunkitMachine(RuleBasedStateMachine):
@@ -135,6 +164,8 @@ class RunkitMachine(RuleBasedStateMachine):
 
     portal: BlockingPortal
     makers: list[Callable[[], Any]]
+    #: called after every example's Runkits are closed (drops that example's databases)
+    cleanup: Callable[[], None]
 
     runs = Bundle("runs")
 
@@ -189,6 +220,7 @@ class RunkitMachine(RuleBasedStateMachine):
         for opened in self.opened:
             with contextlib.suppress(Exception):
                 opened.__exit__(None, None, None)
+        self.cleanup()
 
     # ------------------------------------------------------------------ rules ------------
     @rule(
@@ -562,9 +594,12 @@ class RunkitMachine(RuleBasedStateMachine):
 
 
 @contextlib.contextmanager
-def _machine(makers: list[Callable[[], Any]]) -> Iterator[type[RunkitMachine]]:
+def _machine(
+    makers: list[Callable[[], Any]], cleanup: Callable[[], None] = lambda: None
+) -> Iterator[type[RunkitMachine]]:
     with start_blocking_portal("asyncio") as portal:
-        machine = type("Machine", (RunkitMachine,), {"portal": portal, "makers": makers})
+        attrs_ = {"portal": portal, "makers": makers, "cleanup": staticmethod(cleanup)}
+        machine = type("Machine", (RunkitMachine,), attrs_)
         yield machine
 
 
@@ -574,8 +609,11 @@ def test_state_machine_memory_and_sqlite() -> None:
 
 
 @pytest.mark.slow
-def test_state_machine_against_postgres(fresh_pg_url: Callable[[], str]) -> None:
-    with _machine(_backends(fresh_pg_url)) as machine:
+# 60 examples on three backends take 100-130 s on a quiet machine; the suite's 300 s left
+# too little room under CI load (it once ran out while dropping the examples' schemas).
+@pytest.mark.timeout(600)
+def test_state_machine_against_postgres(pg_schemas: PgSchemas) -> None:
+    with _machine(_backends(pg_schemas), pg_schemas.drop_made) as machine:
         machine.TestCase().runTest()
 
 
