@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import Any
@@ -195,6 +196,23 @@ def _walk(value: Any, text: Callable[[str], str]) -> Any:
     return value
 
 
+def _jsonable(value: Any) -> Any:
+    """``value`` as JSON every store takes: a value JSON has no type for (a set, a datetime,
+    an object) becomes its ``str``, a non-string key too, and so does a float that is not
+    finite (PostgreSQL's JSON has no NaN). Done before redaction, so the strings made here
+    are searched for secrets like the rest; and once, at logging, so an entry that no store
+    can encode never reaches a write (it would fail that write, and the outcome with it)."""
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, Mapping):
+        return {k if isinstance(k, str) else str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return str(value)
+
+
 def _strings(value: Any) -> Iterator[str]:
     if isinstance(value, str):
         yield value
@@ -212,7 +230,8 @@ def clean(entry: NewLogEntry, secrets: Collection[str] = ()) -> NewLogEntry:
 
     The detectors read the message, the event and the strings of ``data`` once, joined;
     each is redacted on its own only when that finds something (most entries hold none)."""
-    message, event, data = entry.message, entry.event, entry.data
+    message, event = entry.message, entry.event
+    data = _jsonable(entry.data) if entry.data else entry.data
     joined = "\n".join((message, event or "", *_strings(data)))
     if secrets or has_secret(joined):
         message = redact_text(message, secrets)

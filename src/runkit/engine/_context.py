@@ -23,7 +23,7 @@ import anyio.lowlevel
 
 from ..domain import waits
 from ..domain.context import RunContext
-from ..domain.errors import RunNotFound
+from ..domain.errors import LeaseLost, RunNotFound
 from ..domain.models import SYSTEM, Lease, NewLogEntry, Principal, Run
 from ..domain.signals import Suspend
 from ..domain.waits import Wait
@@ -118,7 +118,20 @@ class AttemptContext:
             batch, self._buffer = self._buffer, []
             # Shielded: a cancel arriving mid-write must not drop entries already taken.
             with anyio.CancelScope(shield=True):
-                await self.runkit.ops.append_logs(self.lease, batch)
+                try:
+                    await self.runkit.ops.append_logs(self.lease, batch)
+                except LeaseLost:
+                    raise  # nothing may be written for this attempt any more
+                except Exception:
+                    self._restore(batch)
+                    raise
+
+    def _restore(self, batch: list[NewLogEntry]) -> None:
+        """Put back the entries of a write that failed, ahead of any logged since, so the
+        next write (the flusher's retry, a progress write or the outcome) takes them in
+        order. A write that failed after it committed (the connection lost before COMMIT's
+        reply) writes them twice: a duplicated line is better than a missing one."""
+        self._buffer[:0] = batch
 
     async def _save(self, *, checkpoint: bool = False) -> None:
         """Write progress (and the checkpoint) with the buffered log entries, in one
@@ -126,12 +139,18 @@ class AttemptContext:
         async with self._lock:
             batch, self._buffer = self._buffer, []
             with anyio.CancelScope(shield=True):  # taken entries must not be dropped
-                await self.runkit.ops.set_progress(
-                    self.lease,
-                    self._progress,
-                    checkpoint=self._state() if checkpoint else None,
-                    logs=batch,
-                )
+                try:
+                    await self.runkit.ops.set_progress(
+                        self.lease,
+                        self._progress,
+                        checkpoint=self._state() if checkpoint else None,
+                        logs=batch,
+                    )
+                except LeaseLost:
+                    raise
+                except Exception:
+                    self._restore(batch)
+                    raise
 
     async def close_logs(self) -> list[NewLogEntry]:
         """End the attempt's logging and hand over the unwritten entries (the worker writes
