@@ -39,6 +39,7 @@ from ._context import AttemptContext
 from ._executors import Outcome, backoff, error_body, is_retryable, run_attempt
 from ._flusher import LogFlusher
 from ._outbox import CompletionBuffer, persist
+from ._pacing import ClaimPacer, waited
 from ._wakeups import Signal
 
 if TYPE_CHECKING:
@@ -109,7 +110,8 @@ class Worker:
         self._held: dict[tuple[uuid.UUID, int], _Held] = {}
         self._wake = Signal()
         self._dirty = True  # something may be claimable: claim before sleeping
-        self._backlog = False  # the last claim took all it asked for: more may wait
+        #: When to claim: gathering while busy, backing off after empty claims.
+        self._pacer = ClaimPacer(flush_interval, min(poll_interval, 8 * flush_interval))
         self._stopping = False
         self._aborted = False
         self._tg: TaskGroup | None = None
@@ -222,17 +224,13 @@ class Worker:
 
     # ---------------------------------------------------------------- claiming ------------
     async def _claim_loop(self, tg: TaskGroup) -> None:
-        gathered = False
         while not self._stopping:
             free = self.concurrency - len(self._held)
             if free > 0 and self._dirty:
-                if self._held and not self._backlog and not gathered:
-                    # Busy, and the last claim emptied the queue: let a few more runs come,
-                    # so one claim (two round trips, whatever it takes) takes several.
-                    gathered = True
-                    await anyio.sleep(self.flush_interval)
+                pause = self._pacer.pause(busy=bool(self._held))
+                if pause:
+                    await anyio.sleep(pause)
                     continue  # stopping, or slots taken meanwhile: look again
-                gathered = False
                 self._dirty = False
                 want = min(free, self.batch)
                 try:
@@ -243,8 +241,8 @@ class Worker:
                 for run in runs:
                     log.info("claimed run %s (%s), attempt %d", run.id, run.kind, run.attempt)
                     tg.start_soon(self._execute, self._hold(run))
-                self._backlog = len(runs) == want
-                if self._backlog:
+                self._pacer.claimed(len(runs), want, waited(runs, self.runkit.clock.now()))
+                if self._pacer.backlog:
                     self._dirty = True  # there may be more
                     await anyio.lowlevel.checkpoint()
                     continue
