@@ -58,12 +58,31 @@ def start_cli_workers(url: str, count: int) -> list[subprocess.Popen[bytes]]:
         )
         for _ in range(count)
     ]
-    time.sleep(1.5)  # import, open the store, start LISTEN: no readiness signal exists
-    for p in procs:
-        if p.poll() is not None:
-            err = p.stderr.read().decode() if p.stderr else ""
-            raise RuntimeError(f"runkit worker exited with {p.returncode}: {err[-2000:]}")
+    # Ready once each has registered (it does so just before its first claim): on a busy
+    # machine four processes take longer than any fixed sleep to import and connect, and
+    # runs created before then would count their wait against the workers.
+    deadline = time.monotonic() + 60
+    while _registered(url) < count:
+        for p in procs:
+            if p.poll() is not None:
+                err = p.stderr.read().decode() if p.stderr else ""
+                raise RuntimeError(f"runkit worker exited with {p.returncode}: {err[-2000:]}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{count} runkit workers did not register within 60 s")
+        time.sleep(0.1)
+    time.sleep(0.3)  # registered, then LISTEN starts with the first wait
     return procs
+
+
+def _registered(url: str) -> int:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(sa.text("SELECT count(*) FROM runkit_workers")).scalar_one())
+    except sa.exc.ProgrammingError:  # the table is made by the first worker's store
+        return 0
+    finally:
+        engine.dispose()
 
 
 def stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:

@@ -93,6 +93,16 @@ def test_a_claim_long_after_standing_back_ended_brings_the_worker_forward() -> N
     assert pacer.backoff == 0.0
 
 
+def test_an_empty_claim_no_other_process_contested_changes_nothing() -> None:
+    """A slot freed, or a poll, and the queue was empty: nothing says another worker is
+    at the front (a lone worker would otherwise stand back from itself, and a run
+    arriving next would wait for it)."""
+    pacer, _ = _pacer()
+    assert pacer.pause(busy=False) == 0.0
+    pacer.claimed(0, 16, contested=False)
+    assert pacer.backoff == 0.0 and pacer.pause(busy=False) == 0.0
+
+
 def test_the_jitter_spreads_those_standing_back() -> None:
     pacer, _ = _pacer(jitter=1.5)
     _claim(pacer, 0)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 import pytest
 
 from run_support import wait_status
 from runkit import Kind, Runkit, Status
-from runkit.engine import embedded_workers
+from runkit.engine import _wakeups, embedded_workers
+from runkit.engine._wakeups import Wakeups
 
 pytestmark = pytest.mark.anyio
 
@@ -39,3 +41,55 @@ async def test_a_run_that_ends_notifies_only_when_it_frees_a_key(
         async with embedded_workers(rk, concurrency=1, poll_interval=0.05):
             await wait_status(rk, run.id, {Status.SUCCEEDED})
         assert sorted(set(sent)) == expected
+
+
+async def _sending(wakeups: Wakeups, sent: list[tuple[float, str]]) -> None:
+    async def notify(channel: str, payload: str) -> None:
+        sent.append((anyio.current_time(), channel))
+
+    await wakeups.send_remote(notify)
+
+
+async def test_a_lone_signal_is_sent_at_once_and_a_stream_of_them_at_the_interval(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first signal after a quiet interval does not wait for it (a lone run's wake-up
+    is not delayed), and signals that keep coming are sent once per interval: every
+    process hears every notification, so their rate is what load costs the others."""
+    monkeypatch.setattr(_wakeups, "SEND_INTERVAL", 5.0)  # far beyond how long the test takes
+    wakeups, sent = Wakeups(), []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_sending, wakeups, sent)
+        with anyio.fail_after(10):
+            while wakeups.remote is None:  # noqa: ASYNC110 - set when the sender starts
+                await anyio.sleep(0.01)
+        start = anyio.current_time()
+        wakeups.work_available()
+        with anyio.fail_after(2):  # sent at once: long before the 5 s interval
+            while not sent:  # noqa: ASYNC110 - the sender runs in its own task
+                await anyio.sleep(0.01)
+        for _ in range(50):  # within the interval: held back, then sent together
+            wakeups.work_available()
+            await anyio.sleep(0.001)
+        tg.cancel_scope.cancel()
+    assert [channel for _, channel in sent] == [_wakeups.WORK_CHANNEL]
+    assert sent[0][0] - start < 2
+
+
+async def test_the_work_a_listener_hears_is_counted_for_the_workers() -> None:
+    wakeups = Wakeups()
+    answers = [{_wakeups.WORK_CHANNEL}, {_wakeups.LOGS_CHANNEL}, {_wakeups.WORK_CHANNEL}]
+
+    async def wait(channels: tuple[str, ...], timeout: float) -> set[str]:
+        if not answers:
+            await anyio.sleep_forever()
+        return answers.pop(0)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(wakeups.listen_remote, wait)
+        with anyio.fail_after(10):
+            while answers:  # noqa: ASYNC110 - the listener runs in its own task
+                await anyio.sleep(0.01)
+        tg.cancel_scope.cancel()
+    wakeups.work_available()  # a local signal is not another process's
+    assert wakeups.remote_work == 2

@@ -78,11 +78,17 @@ class ClaimPacer:
         self._paused = True
         return wait
 
-    def claimed(self, got: int, want: int, longest_wait: float = 0.0) -> None:
+    def claimed(
+        self, got: int, want: int, longest_wait: float = 0.0, *, contested: bool = True
+    ) -> None:
         """Record a claim: ``got`` runs of the ``want`` asked for, the longest-waiting of
-        them claimable for ``longest_wait`` seconds."""
+        them claimable for ``longest_wait`` seconds. ``contested``: another process said
+        there was work since the previous claim; without that, a claim that found nothing
+        (after a slot freed, at a poll) says nothing about other workers."""
         self._paused = False
         self.backlog = got == want
+        if not got and not contested:
+            return
         # Still behind others only if this claim came as soon as standing back allowed (the
         # wake-ups kept coming) and took only runs fresh enough for a worker at the front.
         paced = self._idle_since_due <= self.gather

@@ -112,6 +112,7 @@ class Worker:
         self._dirty = True  # something may be claimable: claim before sleeping
         #: When to claim: gathering while busy, backing off after empty claims.
         self._pacer = ClaimPacer(flush_interval, min(poll_interval, 8 * flush_interval))
+        self._hints = 0  # runkit.wakeups.remote_work when the last claim began
         self._stopping = False
         self._aborted = False
         self._tg: TaskGroup | None = None
@@ -233,6 +234,7 @@ class Worker:
                     continue  # stopping, or slots taken meanwhile: look again
                 self._dirty = False
                 want = min(free, self.batch)
+                hints, self._hints = self._hints, self.runkit.wakeups.remote_work
                 try:
                     runs = await self.runkit.ops.claim(self.worker_id, want, kinds=self.kinds)
                 except Exception:
@@ -241,7 +243,8 @@ class Worker:
                 for run in runs:
                     log.info("claimed run %s (%s), attempt %d", run.id, run.kind, run.attempt)
                     tg.start_soon(self._execute, self._hold(run))
-                self._pacer.claimed(len(runs), want, waited(runs, self.runkit.clock.now()))
+                longest = waited(runs, self.runkit.clock.now())
+                self._pacer.claimed(len(runs), want, longest, contested=hints != self._hints)
                 if self._pacer.backlog:
                     self._dirty = True  # there may be more
                     await anyio.lowlevel.checkpoint()
