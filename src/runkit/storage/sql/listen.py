@@ -4,8 +4,10 @@ to re-read the store, never a promise."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import sqlite3
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 from typing import TYPE_CHECKING, Any, cast
 
 import anyio
@@ -22,6 +24,7 @@ from .watch import DataVersionWatcher
 
 if TYPE_CHECKING:
     from .notify import PgListener
+    from .notify_async import AsyncPgListener
 
 
 class Listening:
@@ -40,6 +43,32 @@ class Listening:
             sa.event.listen(engine, "connect", self._remember)
         self._listener: PgListener | None = None
         self._watcher: DataVersionWatcher | None = None
+        #: Opens an async LISTEN connection: set by a store on the driver path, whose waits
+        #: on asyncio then need no thread (``notify_async``).
+        self.async_connect: Callable[[], Awaitable[Any]] | None = None
+        self._async_listener: AsyncPgListener | None = None
+        self._async_loop: asyncio.AbstractEventLoop | None = None
+
+    def listen_async(self, connect_args: dict[str, Any]) -> None:
+        """On asyncio, LISTEN on psycopg's async connection (the driver path's store): made
+        like the driver path's, or from ``listen_dsn``."""
+        import psycopg
+
+        if self._listen_dsn is not None:
+            kwargs: dict[str, Any] = {"conninfo": self._listen_dsn}
+        else:
+            _, params = self.engine.dialect.create_connect_args(self.engine.url)
+            kwargs = {**params, **connect_args}
+        self.async_connect = functools.partial(
+            psycopg.AsyncConnection.connect, **kwargs, autocommit=True
+        )
+
+    async def aclose(self) -> None:
+        if self._async_listener is not None and self._async_usable():
+            await self._async_listener.close()
+        self._async_listener = None
+        self._async_loop = None
+        self.close()
 
     def close(self) -> None:
         if self._remember is not None:  # a host's engine outlives the store: no listener left
@@ -78,6 +107,9 @@ class Listening:
             return set()
         import psycopg
 
+        if self._async_usable():
+            return await self._wait_async(channels, timeout)
+
         from .notify import PgListener  # psycopg is needed on PostgreSQL only
 
         if self._listener is None:
@@ -89,6 +121,32 @@ class Listening:
                 listener.wait_payloads, tuple(channels), timeout, abandon_on_cancel=True
             )
         except (psycopg.Error, exc.DBAPIError) as err:
+            raise StorageUnavailable(f"LISTEN {sorted(channels)} failed: {err}") from err
+        return Notifications(fired)
+
+    def _async_usable(self) -> bool:
+        """On asyncio (not trio), on the loop the async listener was opened on (if it was)."""
+        if self.async_connect is None:
+            return False
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        if self._async_loop is None:
+            self._async_loop = loop
+        return self._async_loop is loop
+
+    async def _wait_async(self, channels: Collection[str], timeout: float) -> set[str]:
+        import psycopg
+
+        from .notify_async import AsyncPgListener
+
+        if self._async_listener is None:
+            assert self.async_connect is not None
+            self._async_listener = AsyncPgListener(self.async_connect, self.senders)
+        try:
+            fired = await self._async_listener.wait_payloads(tuple(channels), timeout)
+        except psycopg.Error as err:
             raise StorageUnavailable(f"LISTEN {sorted(channels)} failed: {err}") from err
         return Notifications(fired)
 

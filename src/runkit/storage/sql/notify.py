@@ -27,6 +27,33 @@ from .senders import OwnSenders
 MAX_PAYLOADS = 10_000
 
 
+class Inbox:
+    """Notifications received and not yet handed to a waiter, by channel (each distinct
+    payload once); those the store's own sessions sent are dropped on arrival."""
+
+    def __init__(self, senders: OwnSenders | None = None) -> None:
+        #: Notifications these sessions sent are not wake-ups (see :class:`OwnSenders`).
+        self._own = senders if senders is not None else OwnSenders()
+        self._pending: dict[str, set[str]] = {}
+
+    def put(self, note: Any, fired: dict[str, set[str]] | None = None) -> None:
+        """Keep ``note``: in ``fired`` if it is for one of its channels (it joins the
+        wake-up being handed out), otherwise for a later wait."""
+        if note.pid in self._own:
+            return
+        payloads = fired.get(note.channel) if fired is not None else None
+        if payloads is None:
+            payloads = self._pending.setdefault(note.channel, set())
+        _add(payloads, note.payload)
+
+    def take(self, channels: Collection[str]) -> dict[str, set[str]]:
+        """What arrived for ``channels``, removed from the inbox."""
+        return {c: self._pending.pop(c) for c in channels if c in self._pending}
+
+    def clear(self) -> None:
+        self._pending.clear()
+
+
 class PgListener:
     """One LISTEN connection, opened on first use and reopened after a failure.
 
@@ -36,12 +63,10 @@ class PgListener:
 
     def __init__(self, connect: Callable[[], Any], senders: OwnSenders | None = None) -> None:
         self._connect = connect
-        #: Notifications these sessions sent are not wake-ups (see :class:`OwnSenders`).
-        self._own = senders if senders is not None else OwnSenders()
         self._conn: Any = None
         self._channels: set[str] = set()
-        #: Payloads of notifications that arrived for a channel while waiting on another one.
-        self._pending: dict[str, set[str]] = {}
+        #: Notifications that arrived for a channel while waiting on another one.
+        self._inbox = Inbox(senders)
         self._lock = threading.Lock()
         self._closed = False
 
@@ -67,7 +92,7 @@ class PgListener:
             for channel in channels:
                 conn = self._listening(channel)
             while True:
-                fired = {c: self._pending.pop(c) for c in channels if c in self._pending}
+                fired = self._inbox.take(channels)
                 if fired:
                     self._drain(conn, fired)
                     return fired
@@ -77,8 +102,7 @@ class PgListener:
                 # Consume the generator to its end: it holds the connection's lock while
                 # suspended, so leaving it early and draining would deadlock.
                 for note in conn.notifies(timeout=remaining, stop_after=1):
-                    if note.pid not in self._own:
-                        _add(self._pending.setdefault(note.channel, set()), note.payload)
+                    self._inbox.put(note)
         except psycopg.Error:
             self._reset()
             raise
@@ -102,7 +126,7 @@ class PgListener:
             self._conn = self._connect()
             self._conn.autocommit = True
             self._channels.clear()
-            self._pending.clear()
+            self._inbox.clear()
         if channel not in self._channels:
             self._conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
             self._channels.add(channel)
@@ -112,12 +136,7 @@ class PgListener:
         """Coalesce: notifications already received join this wake-up (those of the
         ``fired`` channels) or wait for the next one (the others)."""
         for note in conn.notifies(timeout=0.0):
-            if note.pid in self._own:
-                continue
-            payloads = fired.get(note.channel)
-            if payloads is None:
-                payloads = self._pending.setdefault(note.channel, set())
-            _add(payloads, note.payload)
+            self._inbox.put(note, fired)
 
     def _reset(self) -> None:
         conn, self._conn = self._conn, None
