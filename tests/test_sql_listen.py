@@ -9,7 +9,10 @@ from uuid import uuid4
 
 import anyio
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.pool import NullPool
 
+from runkit import StorageUnavailable
 from runkit.storage.protocols import Notifications
 from runkit.storage.sql.store import SqlStore
 
@@ -106,3 +109,33 @@ async def test_closing_the_store_closes_its_async_listener(pg_url: str) -> None:
         assert listener is not None and listener._conn is not None
         conn = listener._conn
     assert conn.closed and store._listening._async_listener is None
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["driver", "threads"])
+async def test_a_listener_whose_connection_was_killed_reconnects(pg_url: str, native: bool) -> None:
+    """The server ends the LISTEN session (a restart, an admin): the wait under way fails
+    as StorageUnavailable (the caller logs it and polls), and the next one listens anew."""
+    async with (
+        SqlStore(pg_url, create_schema=True, native_async=native) as listener,
+        SqlStore(pg_url) as notifier,
+    ):
+        channel = f"rk_test_{uuid4().hex}"
+        await _hear(listener, notifier, channel)
+        listening = listener._listening
+        held = listening._async_listener if native else listening._listener
+        assert held is not None
+        pid = held._conn.info.backend_pid
+        engine = sa.create_engine(pg_url, poolclass=NullPool)
+        with engine.begin() as conn:
+            conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        engine.dispose()
+        failures = 0
+        with anyio.fail_after(30):
+            while True:
+                try:
+                    assert await _hear(listener, notifier, channel) == {"a", "b"}
+                    break
+                except StorageUnavailable:
+                    failures += 1
+        assert failures == 1
+        assert held._conn.info.backend_pid != pid
