@@ -11,14 +11,17 @@ space its claims:
 * **Standing back.** Every process on a database hears every wake-up. Left alone, each
   idle worker claims on each one: the runs are shared out a few per claim, and four
   processes made three times the claims and reports of one while moving fewer runs. So a
-  worker whose claim found nothing (another worker took the runs first) stands back: it
-  claims no sooner than ``2 * gather`` later, doubled at each claim that finds nothing or
-  only runs that had waited less than that (another worker would have taken them), up to
-  ``cap``, with jitter so that those standing back do not all return together. It steps
-  forward again when a claim brings back a run that waited longer: the workers at the
-  front are not keeping up. The workers at the front stay prompt; those standing back cost
-  a claim every ``cap`` or so. A worker that stood back alone (its wake-up was for runs it
-  had already taken) finds the next runs waiting at its next claim, and steps forward.
+  worker whose claim found nothing although another process had said there was work
+  (another worker took the runs first) stands back: it claims no sooner than
+  ``2 * gather`` later, with jitter so that those standing back do not all return
+  together. It stays back, the spacing doubling up to ``cap``, while its claims come as
+  soon as the spacing allows (the wake-ups keep coming) and find nothing, or only runs
+  fresher than ``2 * gather``: a worker at the front is keeping the queue short. It steps
+  forward on a full batch, on a run that waited longer, or on a claim that came well after
+  its spacing ended (a quiet spell): the front is not keeping up, or there is none. An
+  empty claim that no other process's wake-up preceded (a slot freed, a poll) says nothing
+  about other workers and changes nothing: a worker alone on its database, fed by its own
+  process, never stands back.
 """
 
 from __future__ import annotations
