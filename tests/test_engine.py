@@ -23,6 +23,7 @@ from runkit.__main__ import build_parser, main
 from runkit.domain.kind import RetryPolicy
 from runkit.engine import Fatal, RunContext, Worker, embedded_workers
 from runkit.engine._executors import backoff
+from runkit.engine._wakeups import Signal
 
 pytestmark = pytest.mark.anyio
 
@@ -457,6 +458,41 @@ async def test_wait_wakes_on_the_move_not_the_poll(rk: Runkit) -> None:
         with anyio.fail_after(20):
             done = await rk.wait(run.id, poll=3600)
     assert done.status is Status.SUCCEEDED
+
+
+async def test_wait_wakes_on_a_move_between_its_read_and_its_sleep() -> None:
+    """The run moves after wait() read it and before it sleeps: the move's wake-up must
+    not be lost (it was, and the waiter slept until its poll)."""
+    kinds = [Kind("t_waited", executor=lambda ctx: None)]
+    async with Runkit("memory://", kinds=kinds, autoload_plugins=False) as rk:
+        run = (await rk.create("t_waited", execute=True)).run
+        read = rk.mover.require
+        moved = False
+
+        async def read_then_move(run_id: Any) -> Any:
+            nonlocal moved
+            current = await read(run_id)
+            if not moved:  # the move lands after wait()'s first read, before it sleeps
+                moved = True
+                await rk.cancel(run_id)
+            return current
+
+        rk.mover.require = read_then_move  # type: ignore[method-assign]
+        with anyio.fail_after(10):
+            done = await rk.wait(run.id, poll=3600)
+        assert done.status is Status.CANCELLED
+
+
+def test_an_armed_signal_keeps_a_fire_that_came_before_the_wait() -> None:
+    async def scenario() -> tuple[bool, bool]:
+        sig = Signal()
+        armed = sig.arm()
+        sig.fire()
+        caught = await sig.wait(0.5, armed=armed)
+        missed = await sig.wait(0.05)  # a wait that did not arm before: the next fire
+        return caught, missed
+
+    assert anyio.run(scenario) == (True, False)
 
 
 class _HostError(Exception):

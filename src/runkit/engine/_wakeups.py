@@ -68,23 +68,24 @@ class Signal:
             self._event.set()
             self._event = None
 
-    def arm(self) -> None:
+    def arm(self) -> anyio.Event:
         """Catch the next :meth:`fire` even if it comes before :meth:`wait` is called: arm,
-        then check the store, then wait, and no wake-up falls between the two."""
+        then check the store, then ``wait(armed=...)`` with what this returned, and no
+        wake-up falls between the two. (A fire clears the signal, so a plain :meth:`wait`
+        after it would arm anew and miss that fire.)"""
         if self._event is None:
             self._event = anyio.Event()
+        return self._event
 
     @property
     def idle(self) -> bool:
         """Nobody is waiting on (or has armed) this signal."""
         return self._event is None
 
-    async def wait(self, timeout: float = math.inf) -> bool:
-        """Wait for the next :meth:`fire` (or the one since :meth:`arm`); False if
-        ``timeout`` passed first."""
-        self.arm()
-        event = self._event
-        assert event is not None
+    async def wait(self, timeout: float = math.inf, *, armed: anyio.Event | None = None) -> bool:
+        """Wait for the next :meth:`fire`, or the first one since ``armed`` (what
+        :meth:`arm` returned) if given; False if ``timeout`` passed first."""
+        event = armed if armed is not None else self.arm()
         with anyio.move_on_after(timeout):
             await event.wait()
             return True

@@ -238,12 +238,12 @@ class Runkit:
         with anyio.fail_after(timeout):
             while True:
                 signal = self.wakeups.logs(rid)
-                signal.arm()  # before the read: a move between the two still wakes us
+                armed = signal.arm()  # before the read: a move between the two still wakes us
                 run = await self.mover.require(rid)
                 if run.status.terminal:
                     self.wakeups.forget_logs(rid, if_idle=True)
                     return run
-                await signal.wait(poll)
+                await signal.wait(poll, armed=armed)
 
     async def display_status(self, run: Run) -> str:
         """A coroutine: ``displayStatus`` of ``run`` (English for people; never parse it).
