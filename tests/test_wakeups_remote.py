@@ -11,6 +11,7 @@ from run_support import wait_status
 from runkit import Kind, Runkit, Status
 from runkit.engine import _wakeups, embedded_workers
 from runkit.engine._wakeups import Wakeups
+from runkit.storage.protocols import Notifications
 
 pytestmark = pytest.mark.anyio
 
@@ -76,9 +77,18 @@ async def test_a_lone_signal_is_sent_at_once_and_a_stream_of_them_at_the_interva
     assert sent[0][0] - start < 2
 
 
-async def test_the_work_a_listener_hears_is_counted_for_the_workers() -> None:
+async def test_the_work_another_process_announced_is_counted_for_the_workers() -> None:
+    """PostgreSQL's notifications (with payloads; the process's own are left out) count;
+    SQLite's commit watch (a plain set) does not: it fires on this process's own commits,
+    and a worker that took those for another process's would stand back from itself."""
     wakeups = Wakeups()
-    answers = [{_wakeups.WORK_CHANNEL}, {_wakeups.LOGS_CHANNEL}, {_wakeups.WORK_CHANNEL}]
+    work = _wakeups.WORK_CHANNEL
+    answers: list[set[str]] = [
+        Notifications({work: {""}}),
+        Notifications({_wakeups.LOGS_CHANNEL: {""}}),
+        {work},  # SQLite: a commit, maybe our own
+        Notifications({work: {""}}),
+    ]
 
     async def wait(channels: tuple[str, ...], timeout: float) -> set[str]:
         if not answers:

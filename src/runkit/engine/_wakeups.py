@@ -95,8 +95,9 @@ class Signal:
 class Wakeups:
     def __init__(self) -> None:
         self.work = Signal()
-        #: How many times another process said work may be claimable: a worker whose claim
-        #: found nothing after one knows another worker took the runs (see engine._pacing).
+        #: How many times another process said work may be claimable (a notification with
+        #: payloads: PostgreSQL's, which leave out this process's own): a worker whose
+        #: claim found nothing after one knows another worker took the runs (engine._pacing).
         self.remote_work = 0
         self._logs: dict[UUID, Signal] = {}
         self._observers: list[LogObserver] = []
@@ -207,7 +208,10 @@ class Wakeups:
                 await anyio.sleep(poll)
                 continue
             if WORK_CHANNEL in fired:
-                self.remote_work += 1
+                # Only a notification another process sent is news of its work: SQLite's
+                # commit watch (a plain set, no payloads) fires on this process's own commits.
+                if getattr(fired, "payloads", None) is not None:
+                    self.remote_work += 1
                 self.work_available(local_only=True)
             if LOGS_CHANNEL in fired:
                 payloads = getattr(fired, "payloads", {}).get(LOGS_CHANNEL) or ("",)
