@@ -422,7 +422,8 @@ class DriverPath:
         #: per statement, as before.
         self.pipelines = bool(psycopg.AsyncPipeline.is_supported())
         _, params = engine.dialect.create_connect_args(engine.url)
-        self._kwargs = {**params, **connect_args, "autocommit": True}
+        #: ``psycopg.AsyncConnection.connect``'s arguments (the store's LISTEN uses them too).
+        self.connect_kwargs: dict[str, Any] = {**params, **connect_args, "autocommit": True}
         self._pool_size = pool_size
         self._on_connect = on_connect
         self._pool: Pool | None = None
@@ -454,7 +455,7 @@ class DriverPath:
 
     async def run(self, fn: Callable[[], T]) -> T:
         if self._pool is None:
-            self._pool = Pool(self._kwargs, self._pool_size, on_connect=self._on_connect)
+            self._pool = Pool(self.connect_kwargs, self._pool_size, on_connect=self._on_connect)
             self._loop = asyncio.get_running_loop()
         # Shielded: like a worker thread, the primitive runs to its commit or rollback.
         with anyio.CancelScope(shield=True):

@@ -45,22 +45,18 @@ class Listening:
         self._watcher: DataVersionWatcher | None = None
         #: Opens an async LISTEN connection: set by a store on the driver path, whose waits
         #: on asyncio then need no thread (``notify_async``).
-        self.async_connect: Callable[[], Awaitable[Any]] | None = None
+        self._async_connect: Callable[[], Awaitable[Any]] | None = None
         self._async_listener: AsyncPgListener | None = None
         self._async_loop: asyncio.AbstractEventLoop | None = None
 
-    def listen_async(self, connect_args: dict[str, Any]) -> None:
-        """On asyncio, LISTEN on psycopg's async connection (the driver path's store): made
-        like the driver path's, or from ``listen_dsn``."""
+    def listen_async(self, connect_kwargs: dict[str, Any]) -> None:
+        """On asyncio, LISTEN on psycopg's async connection: made with the driver path's
+        ``connect_kwargs``, or from ``listen_dsn``."""
         import psycopg
 
-        if self._listen_dsn is not None:
-            kwargs: dict[str, Any] = {"conninfo": self._listen_dsn}
-        else:
-            _, params = self.engine.dialect.create_connect_args(self.engine.url)
-            kwargs = {**params, **connect_args}
-        self.async_connect = functools.partial(
-            psycopg.AsyncConnection.connect, **kwargs, autocommit=True
+        kwargs = connect_kwargs if self._listen_dsn is None else {"conninfo": self._listen_dsn}
+        self._async_connect = functools.partial(
+            psycopg.AsyncConnection.connect, **{**kwargs, "autocommit": True}
         )
 
     async def aclose(self) -> None:
@@ -126,7 +122,7 @@ class Listening:
 
     def _async_usable(self) -> bool:
         """On asyncio (not trio), on the loop the async listener was opened on (if it was)."""
-        if self.async_connect is None:
+        if self._async_connect is None:
             return False
         try:
             loop = asyncio.get_running_loop()
@@ -142,8 +138,8 @@ class Listening:
         from .notify_async import AsyncPgListener
 
         if self._async_listener is None:
-            assert self.async_connect is not None
-            self._async_listener = AsyncPgListener(self.async_connect, self.senders)
+            assert self._async_connect is not None
+            self._async_listener = AsyncPgListener(self._async_connect, self.senders)
         try:
             fired = await self._async_listener.wait_payloads(tuple(channels), timeout)
         except psycopg.Error as err:

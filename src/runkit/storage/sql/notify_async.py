@@ -55,10 +55,7 @@ class AsyncPgListener:
             if self._closed:
                 return {}
             return await self._wait(channels, deadline)
-        except psycopg.Error:
-            await self._reset()
-            raise
-        except BaseException:  # cancelled mid-wait: the connection's state is unknown
+        except BaseException:  # failed, or cancelled mid-wait: the connection's state is unknown
             await self._reset()
             raise
         finally:

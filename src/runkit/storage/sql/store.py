@@ -146,7 +146,7 @@ class SqlStore(Store):
                 connect_args=pg_connect_args(self.engine.url),
                 on_connect=self._listening.senders.add_connection,
             )
-            self._listening.listen_async(pg_connect_args(self.engine.url))
+            self._listening.listen_async(self._driver.connect_kwargs)
         self._create_schema = create_schema
         if self.dialect == "sqlite" and is_memory_sqlite(self.engine.url):
             self._threads = 1  # one shared connection: one primitive at a time
