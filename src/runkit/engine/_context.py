@@ -8,11 +8,12 @@ context raises :class:`~runkit.LeaseLost` and the worker cancels the executor.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import json
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -117,40 +118,37 @@ class AttemptContext:
                 return
             batch, self._buffer = self._buffer, []
             # Shielded: a cancel arriving mid-write must not drop entries already taken.
-            with anyio.CancelScope(shield=True):
-                try:
-                    await self.runkit.ops.append_logs(self.lease, batch)
-                except LeaseLost:
-                    raise  # nothing may be written for this attempt any more
-                except Exception:
-                    self._restore(batch)
-                    raise
+            with anyio.CancelScope(shield=True), self._kept_if_failed(batch):
+                await self.runkit.ops.append_logs(self.lease, batch)
 
-    def _restore(self, batch: list[NewLogEntry]) -> None:
-        """Put back the entries of a write that failed, ahead of any logged since, so the
-        next write (the flusher's retry, a progress write or the outcome) takes them in
-        order. A write that failed after it committed (the connection lost before COMMIT's
-        reply) writes them twice: a duplicated line is better than a missing one."""
-        self._buffer[:0] = batch
+    @contextlib.contextmanager
+    def _kept_if_failed(self, batch: list[NewLogEntry]) -> Iterator[None]:
+        """If the write of ``batch`` fails, put its entries back ahead of any logged since,
+        so the next write (the flusher's retry, a progress write or the outcome) takes them
+        in order. A write that failed after it committed (the connection lost before
+        COMMIT's reply) writes them twice: a duplicated line is better than a missing one.
+        A lost lease drops them: nothing may be written for the attempt any more."""
+        try:
+            yield
+        except LeaseLost:
+            raise
+        except Exception:
+            self._buffer[:0] = batch
+            raise
 
     async def _save(self, *, checkpoint: bool = False) -> None:
         """Write progress (and the checkpoint) with the buffered log entries, in one
         transaction, after any flush under way (entries stay in order)."""
         async with self._lock:
             batch, self._buffer = self._buffer, []
-            with anyio.CancelScope(shield=True):  # taken entries must not be dropped
-                try:
-                    await self.runkit.ops.set_progress(
-                        self.lease,
-                        self._progress,
-                        checkpoint=self._state() if checkpoint else None,
-                        logs=batch,
-                    )
-                except LeaseLost:
-                    raise
-                except Exception:
-                    self._restore(batch)
-                    raise
+            # Shielded, and kept if the write fails: taken entries must not be dropped.
+            with anyio.CancelScope(shield=True), self._kept_if_failed(batch):
+                await self.runkit.ops.set_progress(
+                    self.lease,
+                    self._progress,
+                    checkpoint=self._state() if checkpoint else None,
+                    logs=batch,
+                )
 
     async def close_logs(self) -> list[NewLogEntry]:
         """End the attempt's logging and hand over the unwritten entries (the worker writes

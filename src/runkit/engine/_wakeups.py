@@ -207,15 +207,15 @@ class Wakeups:
                 log.debug("LISTEN failed; retrying", exc_info=True)
                 await anyio.sleep(poll)
                 continue
+            heard: dict[str, set[str]] | None = getattr(fired, "payloads", None)
             if WORK_CHANNEL in fired:
                 # Only a notification another process sent is news of its work: SQLite's
                 # commit watch (a plain set, no payloads) fires on this process's own commits.
-                if getattr(fired, "payloads", None) is not None:
+                if heard is not None:
                     self.remote_work += 1
                 self.work_available(local_only=True)
             if LOGS_CHANNEL in fired:
-                payloads = getattr(fired, "payloads", {}).get(LOGS_CHANNEL) or ("",)
-                run_ids = decode_run_ids(payloads)
+                run_ids = decode_run_ids((heard or {}).get(LOGS_CHANNEL) or ("",))
                 if run_ids is None:
                     self.logs_appended_anywhere()
                 else:
