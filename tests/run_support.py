@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -27,3 +28,17 @@ async def wait_status(rk: Runkit, run_id: Any, statuses: set[Status], within: fl
             if run.status in statuses:
                 return run
             await anyio.sleep(0.02)
+
+
+def scripted_wait(
+    answers: list[set[str]],
+) -> Callable[[tuple[str, ...], float], Awaitable[set[str]]]:
+    """A store's ``wait_for_notifications`` for ``Wakeups.listen_remote``: it answers each of
+    ``answers`` in turn (taking them from the list), then waits forever."""
+
+    async def wait(channels: tuple[str, ...], timeout: float) -> set[str]:
+        if not answers:
+            await anyio.sleep_forever()
+        return answers.pop(0)
+
+    return wait

@@ -7,7 +7,7 @@ from typing import Any
 import anyio
 import pytest
 
-from run_support import wait_status
+from run_support import scripted_wait, wait_status
 from runkit import Kind, Runkit, Status
 from runkit.engine import _wakeups, embedded_workers
 from runkit.engine._wakeups import Wakeups
@@ -90,13 +90,8 @@ async def test_the_work_another_process_announced_is_counted_for_the_workers() -
         Notifications({work: {""}}),
     ]
 
-    async def wait(channels: tuple[str, ...], timeout: float) -> set[str]:
-        if not answers:
-            await anyio.sleep_forever()
-        return answers.pop(0)
-
     async with anyio.create_task_group() as tg:
-        tg.start_soon(wakeups.listen_remote, wait)
+        tg.start_soon(wakeups.listen_remote, scripted_wait(answers))
         with anyio.fail_after(10):
             while answers:  # noqa: ASYNC110 - the listener runs in its own task
                 await anyio.sleep(0.01)

@@ -22,6 +22,7 @@ import uvicorn
 from api_support import API_KEY, AUTH, BASE, KINDS, claim
 from test_http_sse import events
 
+from run_support import scripted_wait
 from runkit import NewLogEntry, Runkit
 from runkit.engine._wakeups import (
     LOGS_CHANNEL,
@@ -339,13 +340,8 @@ async def test_send_remote_names_the_runs_and_listen_remote_wakes_only_them() ->
         {LOGS_CHANNEL},  # a listener that hears no payloads: "any run"
     ]
 
-    async def wait(channels: tuple[str, ...], timeout: float) -> set[str]:
-        if not answers:
-            await anyio.sleep_forever()
-        return answers.pop(0)
-
     async with anyio.create_task_group() as tg:
-        tg.start_soon(listener.listen_remote, wait)
+        tg.start_soon(listener.listen_remote, scripted_wait(answers))
         with anyio.fail_after(30):
             while len(heard) < 3:  # noqa: ASYNC110 - the listener runs in its own task
                 await anyio.sleep(0.01)
