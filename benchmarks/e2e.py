@@ -62,27 +62,25 @@ def start_cli_workers(url: str, count: int) -> list[subprocess.Popen[bytes]]:
     # machine four processes take longer than any fixed sleep to import and connect, and
     # runs created before then would count their wait against the workers.
     deadline = time.monotonic() + 60
-    while _registered(url) < count:
-        for p in procs:
-            if p.poll() is not None:
-                err = p.stderr.read().decode() if p.stderr else ""
-                raise RuntimeError(f"runkit worker exited with {p.returncode}: {err[-2000:]}")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{count} runkit workers did not register within 60 s")
-        time.sleep(0.1)
+    engine = sa.create_engine(url)
+    try:
+        while _registered(engine) < count:
+            for p in procs:
+                if p.poll() is not None:
+                    err = p.stderr.read().decode() if p.stderr else ""
+                    raise RuntimeError(f"runkit worker exited with {p.returncode}: {err[-2000:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{count} runkit workers did not register within 60 s")
+            time.sleep(0.1)
+    finally:
+        engine.dispose()
     time.sleep(0.3)  # registered, then LISTEN starts with the first wait
     return procs
 
 
-def _registered(url: str) -> int:
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return int(conn.execute(sa.text("SELECT count(*) FROM runkit_workers")).scalar_one())
-    except sa.exc.ProgrammingError:  # the table is made by the first worker's store
-        return 0
-    finally:
-        engine.dispose()
+def _registered(engine: sa.Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(sa.text("SELECT count(*) FROM runkit_workers")).scalar_one())
 
 
 def stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
