@@ -42,6 +42,7 @@ from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.util import await_only, greenlet_spawn
 
 from .arrays import literal as array_literal
+from .pool import Pool
 
 T = TypeVar("T")
 Params = Mapping[str, Any]
@@ -175,6 +176,18 @@ class Statement:
         self._arrays = (sql, names) if sql is not None else ()
         return self._arrays or None
 
+    def bind(self, given: Mapping[str, Any] | None) -> dict[str, Any]:
+        """:meth:`params`, a value its type refuses failing as in SQLAlchemy's execute."""
+        try:
+            return self.params(given)
+        except Exception as err:
+            raise exc.StatementError(str(err), self.sql, None, err) from err
+
+    async def fetch(self, conn: Any, values: dict[str, Any]) -> Result:
+        """Execute with bound ``values`` on psycopg's ``conn``; the rows, if it returns any."""
+        cur = await conn.execute(self.sql, values)
+        return Result(self.rows(await cur.fetchall()) if self.returns else [])
+
     def params(self, given: Mapping[str, Any] | None) -> dict[str, Any]:
         values = dict(self.base)
         if given:
@@ -221,28 +234,16 @@ class DriverConnection:
     ) -> Result:
         first: Any = params[0] if isinstance(params, Sequence) and params else params
         compiled = self._path.compiled(stmt, first)
-        try:  # a value its type refuses fails here, as in SQLAlchemy's execute
-            many = one = None
-            if isinstance(params, Sequence):
-                many = [compiled.params(p) for p in params]
-            else:
-                one = compiled.params(params)
-        except Exception as err:
-            raise exc.StatementError(str(err), compiled.sql, None, err) from err
         try:
-            if one is None:  # executemany: psycopg pipelines it
-                return await_only(self._many(compiled, many or []))
-            return await_only(self._one(compiled, one))
+            if isinstance(params, Sequence):  # executemany: one unnest, or a pipeline
+                return await_only(self._many(compiled, [compiled.bind(p) for p in params]))
+            return await_only(compiled.fetch(self._conn, compiled.bind(params)))
         except self._path.errors as err:
             raise self._path.wrap(err, compiled.sql) from err
 
-    async def _one(self, compiled: Statement, params: dict[str, Any]) -> Result:
-        cur = await self._conn.execute(compiled.sql, params)
-        return Result(compiled.rows(await cur.fetchall()) if compiled.returns else [])
-
     async def _many(self, compiled: Statement, params: list[dict[str, Any]]) -> Result:
         if len(params) <= 1:
-            return await self._one(compiled, params[0]) if params else Result([])
+            return await compiled.fetch(self._conn, params[0]) if params else Result([])
         arrays = compiled.as_arrays()
         if arrays is not None:  # one statement, one array a column, in place of N
             sql, names = arrays
@@ -279,10 +280,7 @@ class DriverTransactions:
     @contextmanager
     def _connection(self, begin: str | None) -> Iterator[DriverConnection]:
         pool = self._path.pool
-        try:
-            conn = await_only(pool.get())
-        except self._path.errors as err:  # could not connect: as the thread path says it
-            raise self._path.wrap(err, "(connect)") from err
+        conn = await_only(self._path.checkout())
         pipeline = None
         try:
             if begin is not None and self._path.pipelines:
@@ -336,72 +334,6 @@ class DriverTransactions:
         return self._connection(None)
 
 
-class Pool:
-    """Connections of one event loop, made on demand, at most ``size`` lent at once.
-
-    Why not ``psycopg_pool``: its pool keeps connections from background tasks, so a call
-    made while the server is down waits for its timeout instead of failing at once as the
-    thread path does (``StorageUnavailable`` at once), and its tasks outlive a loop whose
-    store was not closed. This is the behaviour of SQLAlchemy's ``QueuePool``: connect on
-    demand, give back to an idle list, drop a broken connection and every idle one with it
-    (a restart or a cut takes them all), wait ``timeout`` seconds for a free slot.
-    """
-
-    def __init__(
-        self,
-        kwargs: Mapping[str, Any],
-        size: int,
-        timeout: float = 30.0,
-        on_connect: Callable[[Any], None] | None = None,
-    ) -> None:
-        import psycopg
-
-        self._connect = psycopg.AsyncConnection.connect
-        self._kwargs = dict(kwargs)
-        self._idle: list[Any] = []
-        self._slots = asyncio.Semaphore(size)
-        self._timeout = timeout
-        self._on_connect = on_connect
-
-    async def get(self) -> Any:
-        if self._slots.locked():  # wait_for costs a task: only when there is a wait
-            try:
-                await asyncio.wait_for(self._slots.acquire(), self._timeout)
-            except TimeoutError:
-                raise exc.TimeoutError(f"no connection came free in {self._timeout:g}s") from None
-        else:
-            await self._slots.acquire()  # a free slot: taken without suspending
-        try:
-            while self._idle:
-                conn = self._idle.pop()
-                if not conn.closed:
-                    return conn
-            conn = await self._connect(**self._kwargs)
-            if self._on_connect is not None:
-                self._on_connect(conn)
-            return conn
-        except BaseException:
-            self._slots.release()
-            raise
-
-    async def put(self, conn: Any) -> None:
-        try:
-            if conn.broken or conn.closed:
-                await self.clear()
-            elif conn.info.transaction_status == 0:  # IDLE: reusable as it is
-                self._idle.append(conn)
-            else:  # a transaction left open (never by the store): do not reuse
-                await conn.close()
-        finally:
-            self._slots.release()
-
-    async def clear(self) -> None:
-        idle, self._idle = self._idle, []
-        for conn in idle:
-            with contextlib.suppress(Exception):
-                await conn.close()
-
-
 class DriverPath:
     """The driver path of one store: a :class:`Pool` on the store's database, made on the
     first call from an asyncio event loop and bound to that loop."""
@@ -453,13 +385,40 @@ class DriverPath:
         assert self._pool is not None
         return self._pool
 
-    async def run(self, fn: Callable[[], T]) -> T:
+    def _start(self) -> Pool:
         if self._pool is None:
             self._pool = Pool(self.connect_kwargs, self._pool_size, on_connect=self._on_connect)
             self._loop = asyncio.get_running_loop()
+        return self._pool
+
+    async def checkout(self) -> Any:
+        """A connection of the pool (give it back with ``pool.put``)."""
+        try:
+            return await self.pool.get()
+        except self.errors as err:  # could not connect: as the thread path says it
+            raise self.wrap(err, "(connect)") from err
+
+    async def run(self, fn: Callable[[], T]) -> T:
+        self._start()
         # Shielded: like a worker thread, the primitive runs to its commit or rollback.
         with anyio.CancelScope(shield=True):
             result: T = await greenlet_spawn(fn)
+        return result
+
+    async def statement(self, stmt: Any, params: Params) -> Result:
+        """``stmt`` alone, in autocommit, awaited on a connection of the pool: no greenlet
+        (for a primitive that is one statement). Shielded, as :meth:`run` is."""
+        pool = self._start()
+        compiled = self.compiled(stmt, params)
+        values = compiled.bind(params)
+        with anyio.CancelScope(shield=True):
+            conn = await self.checkout()
+            try:
+                result = await compiled.fetch(conn, values)
+            except self.errors as err:
+                raise self.wrap(err, compiled.sql) from err
+            finally:
+                await pool.put(conn)
         return result
 
     async def close(self) -> None:

@@ -145,12 +145,50 @@ class Inserter:
                 return [r for r in results if r is not None]
         raise StorageUnavailable("idempotency scopes kept changing hands in a batch insert")
 
+    def one_statement(
+        self, run: Run, entries: Sequence[NewLogEntry]
+    ) -> tuple[sa.Select[Any], dict[str, Any]] | None:
+        """The statement and parameters inserting ``run`` with ``entries`` at once, and
+        returning its ``seq`` (no row: its idempotency scope is held); None where the
+        dialect or the number of entries does not allow one statement."""
+        if self.dialect != "postgresql" or not 0 < len(entries) <= _ONE_STATEMENT_ENTRIES:
+            return None
+        statement = self._with_logs.get(len(entries))
+        if statement is None:
+            statement = self._with_logs[len(entries)] = _insert_with_logs(
+                self._insert_run_values, len(entries)
+            )
+        params = run_values(run)
+        params["log_seq"] = len(entries)
+        rows: list[dict[str, Any]] = []
+        stored_logs(run.id, 0, run.attempt, entries, 0, datetime.now(UTC), rows)
+        for i, row in enumerate(rows):
+            for name, value in row.items():
+                if name != "run_seq":
+                    params[f"e{i}_{name}"] = value
+        return statement, params
+
+    @staticmethod
+    def refused(err: exc.IntegrityError, run: Run) -> Exception:
+        """What an insert's integrity error means to the caller: a run whose id exists is
+        the caller's mistake (ValueError); any other violation stays as it is."""
+        if violates(err, "runkit_runs_id_key", "runkit_runs.id"):
+            return ValueError(f"run {run.id} exists")
+        return err
+
     def insert(
         self, tx: Transactions, run: Run, entries: Sequence[NewLogEntry]
     ) -> tuple[Run, bool]:
         """Insert ``run`` with ``entries`` in a transaction of its own."""
-        if self.dialect == "postgresql" and 0 < len(entries) <= _ONE_STATEMENT_ENTRIES:
-            return _insert_or_replay(tx.single, run, entries, self._one_statement(run, entries))
+        one = self.one_statement(run, entries)
+        if one is not None:
+            statement, params = one
+
+            def write(c: Connection) -> int | None:
+                seq: int | None = c.execute(statement, params).scalar_one_or_none()
+                return seq
+
+            return _insert_or_replay(tx.single, run, entries, write)
         with tx.write() as conn:
             return self.insert_on(conn, run, entries)
 
@@ -171,30 +209,6 @@ class Inserter:
 
         return _insert_or_replay(lambda: contextlib.nullcontext(conn), run, entries, write)
 
-    def _one_statement(
-        self, run: Run, entries: Sequence[NewLogEntry]
-    ) -> Callable[[Connection], int | None]:
-        statement = self._with_logs.get(len(entries))
-        if statement is None:
-            statement = self._with_logs[len(entries)] = _insert_with_logs(
-                self._insert_run_values, len(entries)
-            )
-        params = run_values(run)
-        params["log_seq"] = len(entries)
-        rows: list[dict[str, Any]] = []
-        stored_logs(run.id, 0, run.attempt, entries, 0, datetime.now(UTC), rows)
-        for i, row in enumerate(rows):
-            params.update(
-                {f"e{i}_{name}": value for name, value in row.items() if name != "run_seq"}
-            )
-        bound = statement
-
-        def write(c: Connection) -> int | None:
-            seq: int | None = c.execute(bound, params).scalar_one_or_none()
-            return seq
-
-        return write
-
 
 def _insert_or_replay(
     connect: Callable[[], contextlib.AbstractContextManager[Connection]],
@@ -209,9 +223,10 @@ def _insert_or_replay(
             try:
                 seq = write(conn)
             except exc.IntegrityError as err:
-                if violates(err, "runkit_runs_id_key", "runkit_runs.id"):
-                    raise ValueError(f"run {run.id} exists") from err
-                raise
+                refused = Inserter.refused(err, run)
+                if refused is err:
+                    raise
+                raise refused from err
             if seq is not None:
                 return attrs.evolve(run, seq=seq, log_seq=len(entries)), True
             holder = conn.execute(_HOLDER, {"b_scope": run.idempotency_scope}).first()

@@ -30,15 +30,13 @@ import builtins
 import functools
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 from uuid import UUID
 
-import anyio
-import anyio.to_thread
+import attrs
 import sqlalchemy as sa
 from sqlalchemy import exc
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.util.concurrency import in_greenlet
 
 from ...domain.models import Expect, Lease, LogEntry, NewLogEntry, Run, RunQuery, WorkerInfo
 from ...domain.states import LEASED, TERMINAL, Status
@@ -47,6 +45,7 @@ from . import claim as _claim
 from . import reads as _reads
 from . import updates as _updates
 from . import workers as _workers
+from .calls import Calls
 from .cas import cas, status_in
 from .driver import DriverPath, available
 from .engine import (
@@ -55,7 +54,6 @@ from .engine import (
     build_engine,
     is_memory_sqlite,
     pg_connect_args,
-    retryable,
     translate,
 )
 from .insert import Inserter
@@ -152,50 +150,16 @@ class SqlStore(Store):
             self._threads = 1  # one shared connection: one primitive at a time
         else:
             self._threads = max_threads or (4 if self.dialect == "sqlite" else 8)
-        self._limiter: anyio.CapacityLimiter | None = None
+        self._calls = Calls(self._threads_tx, self._driver, self._threads)
         self._inserter = Inserter(self.dialect)
 
     def __repr__(self) -> str:
         return f"SqlStore({self.engine.url.render_as_string(hide_password=True)!r})"
 
-    # -- plumbing --------------------------------------------------------------------------
-    @property
-    def _tx(self) -> Transactions:
-        """The transactions of the path this primitive runs on: inside the driver path's
-        greenlet, psycopg's async connections; otherwise SQLAlchemy's engine."""
-        if self._driver is not None and in_greenlet():
-            # The same four methods, and connections with the part of Connection the
-            # primitives use (driver.DriverConnection).
-            return cast(Transactions, self._driver.tx)
-        return self._threads_tx
-
-    async def _call(self, fn: Callable[[], T], *, driver: bool = True) -> T:
-        """Run ``fn`` (a primitive's synchronous body): on the driver path when the call
-        may take it and ``driver`` (its statements are prebuilt, so they compile once);
-        otherwise in a worker thread."""
-        if driver and self._driver is not None and self._driver.usable():
-            return await self._driver.run(functools.partial(self._guarded, fn))
-        if self._limiter is None:  # created lazily: it belongs to the running event loop
-            self._limiter = anyio.CapacityLimiter(self._threads)
-        return await anyio.to_thread.run_sync(self._guarded, fn, limiter=self._limiter)
-
-    @staticmethod
-    def _guarded(fn: Callable[[], T]) -> T:
-        for attempt in range(3):
-            try:
-                return fn()
-            except (exc.DBAPIError, exc.TimeoutError) as err:
-                if retryable(err) and attempt < 2:
-                    continue
-                translated = translate(err)
-                if translated is err:
-                    raise
-                raise translated from err
-        raise AssertionError("unreachable")
-
+    # -- plumbing (``calls``) ----------------------------------------------------------------
     async def open(self) -> None:
-        self._limiter = anyio.CapacityLimiter(self._threads)
-        await self._call(self._open_sync, driver=False)  # migrations use the engine
+        self._calls.open()
+        await self._calls.run(self._open_sync, driver=False)  # migrations use the engine
 
     def _open_sync(self) -> None:
         if self.dialect == "sqlite" and self._owns_engine and not is_memory_sqlite(self.engine.url):
@@ -207,7 +171,7 @@ class SqlStore(Store):
 
             upgrade(self.engine)
         else:
-            with self._tx.read() as conn:  # fail at start-up, not on the first request
+            with self._calls.tx.read() as conn:  # fail at start-up, not on the first request
                 conn.execute(sa.select(1))
 
     async def close(self) -> None:
@@ -219,15 +183,24 @@ class SqlStore(Store):
 
     # -- primitives ------------------------------------------------------------------------
     async def insert(self, run: Run, entries: Sequence[NewLogEntry]) -> tuple[Run, bool]:
-        return await self._call(functools.partial(self._insert, run, entries))
+        one = self._inserter.one_statement(run, entries) if self._calls.direct() else None
+        if one is not None:  # the common case, a new run: one statement, no greenlet
+            try:
+                seq = (await self._calls.statement(*one)).scalar_one_or_none()
+            except exc.IntegrityError as err:
+                raise self._inserter.refused(err, run) from err
+            if seq is not None:
+                return attrs.evolve(run, seq=seq, log_seq=len(entries)), True
+            # The scope is held: read the holder (or insert again if it is gone since).
+        return await self._calls.run(functools.partial(self._insert, run, entries))
 
     def _insert(self, run: Run, entries: Sequence[NewLogEntry]) -> tuple[Run, bool]:
-        return self._inserter.insert(self._tx, run, entries)
+        return self._inserter.insert(self._calls.tx, run, entries)
 
     async def insert_many(
         self, items: Sequence[tuple[Run, Sequence[NewLogEntry]]]
     ) -> builtins.list[tuple[Run, bool]]:
-        return await self._call(lambda: self._inserter.insert_many(self._tx, items))
+        return await self._calls.run(lambda: self._inserter.insert_many(self._calls.tx, items))
 
     def insert_in(
         self, connection: Connection, run: Run, entries: Sequence[NewLogEntry] = ()
@@ -242,15 +215,18 @@ class SqlStore(Store):
             raise translate(err) from err
 
     async def get(self, run_id: UUID) -> Run | None:
-        return await self._call(functools.partial(self._get, run_id))
+        if self._calls.direct():
+            row = (await self._calls.statement(_GET, {"b_id": run_id})).first()
+            return None if row is None else row_to_run(row)
+        return await self._calls.run(functools.partial(self._get, run_id))
 
     def _get(self, run_id: UUID) -> Run | None:
-        with self._tx.read() as conn:
+        with self._calls.tx.read() as conn:
             row = conn.execute(_GET, {"b_id": run_id}).first()
         return None if row is None else row_to_run(row)
 
     async def list(self, query: RunQuery) -> tuple[list[Run], int]:
-        return await self._call(functools.partial(self._list, query), driver=False)
+        return await self._calls.run(functools.partial(self._list, query), driver=False)
 
     def _list(self, query: RunQuery) -> tuple[builtins.list[Run], int]:
         where: builtins.list[sa.ColumnElement[bool]] = []
@@ -272,7 +248,7 @@ class SqlStore(Store):
             .offset(max(0, query.offset))
         )
         count = sa.select(sa.func.count()).select_from(runs).where(*where)
-        with self._tx.snapshot() as conn:
+        with self._calls.tx.snapshot() as conn:
             found = [row_to_run(r) for r in conn.execute(page)]
             total = conn.execute(count).scalar_one()
         return found, total
@@ -285,7 +261,9 @@ class SqlStore(Store):
         entries: Sequence[NewLogEntry] = (),
     ) -> Run | None:
         check_changes(changes)
-        return await self._call(functools.partial(self._update, run_id, expect, changes, entries))
+        return await self._calls.run(
+            functools.partial(self._update, run_id, expect, changes, entries)
+        )
 
     def _update(
         self,
@@ -294,7 +272,7 @@ class SqlStore(Store):
         changes: Mapping[str, Any],
         entries: Sequence[NewLogEntry],
     ) -> Run | None:
-        with self._tx.write() as conn:
+        with self._calls.tx.write() as conn:
             return _updates.update_one(conn, Update(run_id, expect, changes, entries))
 
     async def update_many(self, updates: Sequence[Update]) -> builtins.list[Run | None]:
@@ -306,14 +284,16 @@ class SqlStore(Store):
             return []
         for u in updates:
             check_changes(u.changes)
-        return await self._call(functools.partial(self._update_many, updates))
+        return await self._calls.run(functools.partial(self._update_many, updates))
 
     def _update_many(self, updates: Sequence[Update]) -> builtins.list[Run | None]:
-        with self._tx.write() as conn:
+        with self._calls.tx.write() as conn:
             return _updates.update_many(conn, updates)
 
     async def delete(self, run_id: UUID, statuses: Collection[Status]) -> bool:
-        return await self._call(functools.partial(self._delete, run_id, statuses), driver=False)
+        return await self._calls.run(
+            functools.partial(self._delete, run_id, statuses), driver=False
+        )
 
     def _delete(self, run_id: UUID, statuses: Collection[Status]) -> bool:
         stmt = (
@@ -321,7 +301,7 @@ class SqlStore(Store):
             .where(runs.c.id == run_id, runs.c.status.in_(sorted(s.value for s in statuses)))
             .returning(runs.c.seq)
         )
-        with self._tx.write() as conn:
+        with self._calls.tx.write() as conn:
             seq = conn.execute(stmt).scalar_one_or_none()
             if seq is None:
                 return False
@@ -339,7 +319,9 @@ class SqlStore(Store):
         lease: timedelta,
         kinds: Collection[str] | None = None,
     ) -> builtins.list[Run]:
-        return await self._call(functools.partial(self._claim, worker_id, limit, now, lease, kinds))
+        return await self._calls.run(
+            functools.partial(self._claim, worker_id, limit, now, lease, kinds)
+        )
 
     def _claim(
         self,
@@ -349,7 +331,7 @@ class SqlStore(Store):
         lease: timedelta,
         kinds: Collection[str] | None,
     ) -> builtins.list[Run]:
-        with self._tx.write() as conn:
+        with self._calls.tx.write() as conn:
             return _claim.claim(conn, worker_id, limit, now=now, lease=lease, kinds=kinds)
 
     async def heartbeat(
@@ -358,11 +340,13 @@ class SqlStore(Store):
         if not leases:
             return {}
         deadline = now + lease  # a tuple IN: SQLAlchemy renders it
-        return await self._call(functools.partial(self._heartbeat, leases, deadline), driver=False)
+        return await self._calls.run(
+            functools.partial(self._heartbeat, leases, deadline), driver=False
+        )
 
     def _heartbeat(self, leases: Sequence[Lease], deadline: datetime) -> dict[UUID, Status | None]:
         held: dict[tuple[UUID, int, str], Status] = {}
-        with self._tx.write() as conn:
+        with self._calls.tx.write() as conn:
             for start in range(0, len(leases), _HEARTBEAT_CHUNK):
                 keys = [
                     (h.run_id, h.attempt, h.token) for h in leases[start : start + _HEARTBEAT_CHUNK]
@@ -375,14 +359,14 @@ class SqlStore(Store):
     async def append_logs(
         self, run_id: UUID, entries: Sequence[NewLogEntry], *, fence: Lease | None = None
     ) -> builtins.list[LogEntry] | None:
-        return await self._call(functools.partial(self._append_logs, run_id, entries, fence))
+        return await self._calls.run(functools.partial(self._append_logs, run_id, entries, fence))
 
     def _append_logs(
         self, run_id: UUID, entries: Sequence[NewLogEntry], fence: Lease | None
     ) -> builtins.list[LogEntry] | None:
         n = len(entries)
         if not n:
-            with self._tx.read() as conn:
+            with self._calls.tx.read() as conn:
                 if fence is None:
                     ok = conn.execute(_EXISTS, {"b_id": run_id}).first() is not None
                 else:  # the fence's guard, checked without a write
@@ -394,7 +378,7 @@ class SqlStore(Store):
         expect = fence_expect(fence) if fence is not None else _ANY
         stmt, params = cas(run_id, expect, {}, n, whole=False)
         rows: builtins.list[dict[str, Any]] = []
-        with self._tx.write() as conn:
+        with self._calls.tx.write() as conn:
             row = conn.execute(stmt, params).first()
             if row is None:
                 return None
@@ -406,23 +390,23 @@ class SqlStore(Store):
         return stored
 
     async def read_logs(self, run_id: UUID, *, after: int, limit: int) -> builtins.list[LogEntry]:
-        return await self._call(functools.partial(self._read_logs, run_id, after, limit))
+        return await self._calls.run(functools.partial(self._read_logs, run_id, after, limit))
 
     def _read_logs(self, run_id: UUID, after: int, limit: int) -> builtins.list[LogEntry]:
-        with self._tx.read() as conn:
+        with self._calls.tx.read() as conn:
             return _reads.log_page(conn, run_id, after, limit)
 
     async def log_heads(self, run_ids: Collection[UUID]) -> dict[UUID, LogHead]:
         """One indexed ``IN`` a chunk of 500 runs, on one connection (``reads``)."""
         wanted = sorted(set(run_ids))
-        return await self._call(functools.partial(self._log_heads, wanted)) if wanted else {}
+        return await self._calls.run(functools.partial(self._log_heads, wanted)) if wanted else {}
 
     def _log_heads(self, run_ids: builtins.list[UUID]) -> dict[UUID, LogHead]:
-        with self._tx.read() as conn:
+        with self._calls.tx.read() as conn:
             return _reads.log_heads(conn, run_ids)
 
     async def due(self, *, now: datetime, limit: int) -> builtins.list[Run]:
-        return await self._call(functools.partial(self._due, now, limit), driver=False)
+        return await self._calls.run(functools.partial(self._due, now, limit), driver=False)
 
     def _due(self, now: datetime, limit: int) -> builtins.list[Run]:
         stmt = (
@@ -435,17 +419,17 @@ class SqlStore(Store):
             .order_by(runs.c.deadline_at, runs.c.seq)
             .limit(max(0, limit))
         )
-        with self._tx.read() as conn:
+        with self._calls.tx.read() as conn:
             return [row_to_run(r) for r in conn.execute(stmt)]
 
     async def occupancy(self, keys: Collection[str]) -> dict[str, int]:
         wanted = sorted(set(keys))
         if not wanted:
             return {}
-        return await self._call(functools.partial(self._occupancy, wanted), driver=False)
+        return await self._calls.run(functools.partial(self._occupancy, wanted), driver=False)
 
     def _occupancy(self, keys: builtins.list[str]) -> dict[str, int]:
-        with self._tx.read() as conn:
+        with self._calls.tx.read() as conn:
             return _claim.occupancy(conn, keys)
 
     # -- wake-ups (not part of the Store contract) -----------------------------------------
@@ -464,24 +448,26 @@ class SqlStore(Store):
 
     # -- the worker registry (``_workers``) ----------------------------------------------
     async def save_worker(self, worker: WorkerInfo) -> None:
-        await self._call(functools.partial(self._in_write, _workers.save, worker), driver=False)
+        await self._calls.run(
+            functools.partial(self._in_write, _workers.save, worker), driver=False
+        )
 
     async def delete_workers(
         self, *, ids: Collection[str] = (), seen_before: datetime | None = None
     ) -> int:
-        return await self._call(
+        return await self._calls.run(
             functools.partial(self._in_write, _workers.delete, ids, seen_before), driver=False
         )
 
     async def list_workers(self, *, seen_since: datetime) -> builtins.list[WorkerInfo]:
         def read() -> builtins.list[WorkerInfo]:
-            with self._tx.read() as conn:
+            with self._calls.tx.read() as conn:
                 return _workers.list_live(conn, seen_since)
 
-        return await self._call(read, driver=False)
+        return await self._calls.run(read, driver=False)
 
     def _in_write(self, fn: Callable[..., T], *args: Any) -> T:
-        with self._tx.write() as conn:
+        with self._calls.tx.write() as conn:
             return fn(conn, *args)
 
     @property
@@ -493,8 +479,11 @@ class SqlStore(Store):
         """``pg_notify(channel, payload)`` in its own transaction; nothing on SQLite."""
         if self.dialect != "postgresql":
             return
-        await self._call(functools.partial(self._notify, channel, payload))
+        if self._calls.direct():
+            await self._calls.statement(_NOTIFY, {"b_channel": channel, "b_payload": payload})
+            return
+        await self._calls.run(functools.partial(self._notify, channel, payload))
 
     def _notify(self, channel: str, payload: str) -> None:
-        with self._tx.single() as conn:  # one statement: its own transaction
+        with self._calls.tx.single() as conn:  # one statement: its own transaction
             conn.execute(_NOTIFY, {"b_channel": channel, "b_payload": payload})
