@@ -9,6 +9,7 @@ from typing import Any
 from uuid import uuid4
 
 import anyio
+import anyio.lowlevel
 import psycopg
 import pytest
 from sqlalchemy import exc
@@ -93,7 +94,7 @@ async def test_a_cancelled_create_still_lands_whole(pg_url: str) -> None:
         with anyio.CancelScope() as scope:
             scope.cancel()
             await store.insert(run, [NewLogEntry("a")])
-            await anyio.sleep(0)  # pragma: no cover - the cancellation lands here
+            await anyio.lowlevel.checkpoint()  # pragma: no cover - the cancellation lands here
         got = await store.get(run.id)
         assert got is not None and got.log_seq == 1
 

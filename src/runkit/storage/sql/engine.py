@@ -27,6 +27,7 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.pool import StaticPool
 
 from ...domain.errors import ConfigurationError, StorageUnavailable
+from . import jsoncodec
 
 Synchronous = Literal["NORMAL", "FULL"]
 
@@ -54,6 +55,10 @@ def is_memory_sqlite(url: URL) -> bool:
     return url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
 
 
+#: The JSON columns' encoder (``jsoncodec``: orjson where installed), for the store's engines.
+_JSON_CODEC = {"json_serializer": jsoncodec.dumps}
+
+
 def build_engine(
     url: str | URL, *, busy_timeout: float, synchronous: Synchronous, pool_size: int
 ) -> Engine:
@@ -78,7 +83,9 @@ def build_engine(
             kwargs["poolclass"] = StaticPool
         else:
             _create_private(u.database)
-        engine = sa.create_engine(u, connect_args=args, hide_parameters=True, **kwargs)
+        engine = sa.create_engine(
+            u, connect_args=args, hide_parameters=True, **_JSON_CODEC, **kwargs
+        )
         event.listen(engine, "connect", _sqlite_pragmas(busy_timeout, synchronous))
         return engine
     if backend == "postgresql":
@@ -95,6 +102,7 @@ def build_engine(
             max_overflow=pool_size,
             connect_args=pg_connect_args(u),
             hide_parameters=True,
+            **_JSON_CODEC,
         )
     raise ConfigurationError(f"unsupported SQL URL {u!r}: use sqlite:/// or postgresql+psycopg://")
 
