@@ -94,3 +94,31 @@ def test_a_json_wrapper_with_its_own_dumps_is_written_with_it() -> None:
 def test_a_type_it_does_not_know_leaves_the_list_to_psycopg() -> None:
     assert literal([1.5]) is None
     assert literal(["a", b"bytes"]) is None
+
+
+_CASTS = {type(None): "text", str: "text", UUID: "uuid", int: "bigint", datetime: "timestamptz"}
+
+
+@SETTINGS
+@given(
+    st.none()
+    | TEXT
+    | st.uuids()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.datetimes(timezones=st.just(UTC)),
+    st.integers(2, 6),
+)
+def test_one_value_throughout_is_written_once_and_repeated(
+    conn: psycopg.Connection[Any], value: Any, n: int
+) -> None:
+    """A batch's NULLs, kind and time: one column holding one value, written once."""
+    values = [value] * n
+    assert _back(conn, values, _CASTS[type(value)]) == values
+    assert literal(values) == "{" + ",".join([(literal([value]) or "")[1:-1]] * n) + "}"
+
+
+def test_a_repeated_json_value_or_boolean_is_written_item_by_item() -> None:
+    # Json wrappers compare by identity, booleans equal integers: neither takes the shortcut.
+    assert literal([True, 1]) == '{"t","1"}'
+    same = Json({"a": 1})
+    assert literal([same, same]) == '{"{\\"a\\":1}","{\\"a\\":1}"}'

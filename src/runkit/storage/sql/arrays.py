@@ -10,11 +10,12 @@ makes :func:`literal` answer None, and the caller passes the list to psycopg as 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
+
+from . import jsoncodec
 
 
 def _json_wrappers() -> tuple[type, ...]:
@@ -28,8 +29,18 @@ def _json_wrappers() -> tuple[type, ...]:
 _JSON = _json_wrappers()
 
 
+#: Types whose equal values are written alike: a column holding one of them throughout is
+#: written once and repeated (a batch's NULLs, its kind, its time). Not ``bool`` (``1 ==
+#: True``); a column of ``int`` holding a bool equal to the first value reads the same.
+_REPEATABLE = frozenset({type(None), str, int, UUID, datetime})
+
+
 def literal(values: Sequence[Any]) -> str | None:
     """``values`` as one array literal, or None if one of them is of a type not handled."""
+    n = len(values)
+    if n > 1 and type(values[0]) in _REPEATABLE and values.count(values[0]) == n:
+        one = literal(values[:1])
+        return None if one is None else "{" + ",".join([one[1:-1]] * n) + "}"
     parts: list[str] = []
     add = parts.append
     for value in values:
@@ -49,8 +60,9 @@ def literal(values: Sequence[Any]) -> str | None:
         elif kind is datetime:
             text = value.isoformat()
         elif kind in _JSON:
-            # As psycopg writes it (json.dumps, unless the wrapper names its own function).
-            text = (value.dumps or json.dumps)(value.obj)
+            # As psycopg writes it on the store's connections (``jsoncodec``), unless the
+            # wrapper names its own function.
+            text = (value.dumps or jsoncodec.dumps)(value.obj)
         else:
             return None
         add('"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"')
