@@ -69,6 +69,13 @@ metadata = sa.MetaData()
 
 _QUEUED = sa.text("status = 'queued'")
 _QUEUED_KEYED = sa.text("status = 'queued' AND concurrency_key IS NOT NULL")
+_KEYED = sa.text("concurrency_key IS NOT NULL")
+#: List filters on columns most runs leave NULL: (index name part, column).
+_OPTIONAL_FILTERS = (
+    ("action", "action_id"),
+    ("parent", "parent_action_run_id"),
+    ("tenant", "tenant"),
+)
 
 runs = sa.Table(
     "runkit_runs",
@@ -121,7 +128,13 @@ runs = sa.Table(
         sqlite_where=_QUEUED_KEYED,
     ),
     # Occupancy: leased runs of a key, counted in the claim's transaction.
-    sa.Index("runkit_runs_concurrency_idx", "concurrency_key", "status"),
+    sa.Index(
+        "runkit_runs_concurrency_idx",
+        "concurrency_key",
+        "status",
+        postgresql_where=_KEYED,
+        sqlite_where=_KEYED,
+    ),
     sa.Index(
         "runkit_runs_deadline_idx",
         "deadline_at",
@@ -130,10 +143,19 @@ runs = sa.Table(
     ),
     # List filters page newest first, so each filter index carries seq for the order.
     sa.Index("runkit_runs_kind_idx", "kind", "seq"),
-    sa.Index("runkit_runs_action_idx", "action_id", "seq"),
-    sa.Index("runkit_runs_parent_idx", "parent_action_run_id", "seq"),
+    # Filters on a column most runs leave NULL look for a value, never for NULL: partial
+    # indexes skip the NULL rows, so most inserts write four index entries fewer.
+    *(
+        sa.Index(
+            f"runkit_runs_{name}_idx",
+            column,
+            "seq",
+            postgresql_where=sa.text(f"{column} IS NOT NULL"),
+            sqlite_where=sa.text(f"{column} IS NOT NULL"),
+        )
+        for name, column in _OPTIONAL_FILTERS
+    ),
     sa.Index("runkit_runs_status_idx", "status", "seq"),
-    sa.Index("runkit_runs_tenant_idx", "tenant", "seq"),
     # AUTOINCREMENT: a deleted top seq is never handed out again, as in the memory store.
     sqlite_autoincrement=True,
 )
