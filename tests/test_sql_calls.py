@@ -140,3 +140,32 @@ async def test_a_lost_database_is_storage_unavailable_and_not_retried() -> None:
     calls = Calls(None, fake, 1)  # type: ignore[arg-type]
     with pytest.raises(exc.IntegrityError):  # anything else: as it is
         await calls.statement("stmt", {})
+
+
+async def test_one_cursor_a_connection_forgotten_with_its_connection(pg_url: str) -> None:
+    import sqlalchemy as sa
+    from sqlalchemy.pool import NullPool
+
+    app = f"rk-calls-{uuid4().hex[:12]}"
+    url = sa.make_url(pg_url).update_query_dict({"application_name": app})
+    async with SqlStore(url.render_as_string(hide_password=False), create_schema=True) as store:
+        run, _ = await store.insert(_run(), [NewLogEntry("a")])
+        for _ in range(20):
+            assert await store.get(run.id) is not None
+        assert store._driver is not None
+        pool = store._driver.pool
+        (first,) = pool._cursors.values()  # one connection lent at a time: one cursor
+        admin = sa.create_engine(pg_url, poolclass=NullPool)
+        with admin.connect() as conn:
+            pids = conn.execute(
+                sa.text("SELECT pid FROM pg_stat_activity WHERE application_name = :a"),
+                {"a": app},
+            ).scalars()
+            for pid in list(pids):
+                conn.execute(sa.text("SELECT pg_terminate_backend(:p, 60000)"), {"p": pid})
+        admin.dispose()
+        with pytest.raises(StorageUnavailable):
+            await store.get(run.id)
+        assert await store.get(run.id) is not None
+        (second,) = pool._cursors.values()  # the cut connection's cursor went with it
+        assert second is not first and second.connection is not first.connection

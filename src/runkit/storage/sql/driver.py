@@ -183,10 +183,14 @@ class Statement:
         except Exception as err:
             raise exc.StatementError(str(err), self.sql, None, err) from err
 
-    async def fetch(self, conn: Any, values: dict[str, Any]) -> Result:
-        """Execute with bound ``values`` on psycopg's ``conn``; the rows, if it returns any."""
-        cur = await conn.execute(self.sql, values)
-        return Result(self.rows(await cur.fetchall()) if self.returns else [])
+    async def fetch(self, conn: Any, values: dict[str, Any], cursor: Any = None) -> Result:
+        """Execute with bound ``values`` on psycopg's ``conn`` (on ``cursor``, if given);
+        the rows, if it returns any."""
+        if cursor is None:
+            cursor = await conn.execute(self.sql, values)
+        else:
+            await cursor.execute(self.sql, values)
+        return Result(self.rows(await cursor.fetchall()) if self.returns else [])
 
     def params(self, given: Mapping[str, Any] | None) -> dict[str, Any]:
         values = dict(self.base)
@@ -414,7 +418,7 @@ class DriverPath:
         with anyio.CancelScope(shield=True):
             conn = await self.checkout()
             try:
-                result = await compiled.fetch(conn, values)
+                result = await compiled.fetch(conn, values, pool.cursor(conn))
             except self.errors as err:
                 raise self.wrap(err, compiled.sql) from err
             finally:

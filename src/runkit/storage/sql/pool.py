@@ -37,6 +37,23 @@ class Pool:
         self._slots = asyncio.Semaphore(size)
         self._timeout = timeout
         self._on_connect = on_connect
+        #: A cursor a connection, by ``id(conn)``, for :meth:`cursor`; dropped with it.
+        self._cursors: dict[int, Any] = {}
+
+    def cursor(self, conn: Any) -> Any:
+        """``conn``'s own cursor, made once: a cursor made per call cost about 14 µs of a
+        create (its adapters are set up anew). For one statement at a time outside
+        pipeline mode only: in a pipeline, results arrive late, and a cursor shared by two
+        statements could read the first one's."""
+        cursor = self._cursors.get(id(conn))
+        if cursor is None or cursor.connection is not conn:
+            cursor = self._cursors[id(conn)] = conn.cursor()
+        return cursor
+
+    async def _drop(self, conn: Any) -> None:
+        self._cursors.pop(id(conn), None)
+        with contextlib.suppress(Exception):
+            await conn.close()
 
     async def get(self) -> Any:
         if self._slots.locked():
@@ -54,6 +71,7 @@ class Pool:
                 conn = self._idle.pop()
                 if not conn.closed:
                     return conn
+                await self._drop(conn)
             conn = await self._connect(**self._kwargs)
             if self._on_connect is not None:
                 self._on_connect(conn)
@@ -65,16 +83,16 @@ class Pool:
     async def put(self, conn: Any) -> None:
         try:
             if conn.broken or conn.closed:
+                await self._drop(conn)
                 await self.clear()
             elif conn.info.transaction_status == 0:  # IDLE: reusable as it is
                 self._idle.append(conn)
             else:  # a transaction left open (never by the store): do not reuse
-                await conn.close()
+                await self._drop(conn)
         finally:
             self._slots.release()
 
     async def clear(self) -> None:
         idle, self._idle = self._idle, []
         for conn in idle:
-            with contextlib.suppress(Exception):
-                await conn.close()
+            await self._drop(conn)
