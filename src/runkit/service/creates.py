@@ -12,6 +12,7 @@ other items must not be held hostage by it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING
 from uuid import UUID
 
@@ -35,14 +36,20 @@ Built = tuple[Run, list[NewLogEntry]]
 
 
 def new(
-    rk: Runkit, item: NewRun, principal: Principal | None, *, bounds_checked: bool = False
+    rk: Runkit,
+    item: NewRun,
+    principal: Principal | None,
+    *,
+    bounds_checked: bool = False,
+    now: datetime | None = None,
 ) -> Built:
     """The run ``item`` asks for, validated, with its first audit entries (no store read:
-    :meth:`Runkit.create_in` calls it inside the host's transaction)."""
+    :meth:`Runkit.create_in` calls it inside the host's transaction). ``now``: its creation
+    time (default: the clock's)."""
     return creating.new_run(
         rk.kinds.require(item.kind),
         item.definition,
-        now=rk.clock.now(),
+        now=rk.clock.now() if now is None else now,
         idempotency=rk.idempotency,
         limits=rk.settings.concurrency_limits,
         checks=rk.checks,
@@ -62,14 +69,16 @@ async def build(
     item: NewRun,
     principal: Principal | None,
     parents: dict[UUID, Run | None] | None = None,
+    now: datetime | None = None,
 ) -> Built:
     """The run ``item`` asks for, validated, placed under its parent, with its first audit
-    entries. ``parents`` caches parent reads across a batch."""
+    entries. ``parents`` caches parent reads across a batch; ``now`` is its creation time
+    (default: the clock's)."""
     large = _inputs.is_large(item.definition)
     if large:  # bounds checked off the event loop
         rk.kinds.require(item.kind)  # an unknown kind is still the first problem
         await anyio.to_thread.run_sync(_inputs.definition, item.definition)
-    run, entries = new(rk, item, principal, bounds_checked=large)
+    run, entries = new(rk, item, principal, bounds_checked=large, now=now)
     parent_id = run.parent_action_run_id
     if parent_id is not None:
         if parents is None or parent_id not in parents:
@@ -128,11 +137,14 @@ async def _build_all(
     built: list[Built] = []
     errors: list[ErrorDetail] = []
     parents: dict[UUID, Run | None] = {}  # one read per parent
+    # One creation time for the batch, as for one transaction: its columns are then one
+    # value throughout, which the store writes once (``storage.sql.arrays``).
+    now = rk.clock.now()
     for i, item in enumerate(items):
         try:
             if not isinstance(item, NewRun):
                 raise ValidationError.at((), "expected a NewRun", "model_type")
-            built.append(await build(rk, item, principal, parents))
+            built.append(await build(rk, item, principal, parents, now))
         except ValidationError as err:
             errors.extend(ErrorDetail(("items", i, *d.loc), d.msg, d.type) for d in err.details)
     if errors:

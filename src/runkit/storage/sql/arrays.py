@@ -55,7 +55,7 @@ def literal(values: Sequence[Any]) -> str | None:
         elif kind is int:
             text = str(value)
         elif kind is UUID:
-            add(str(value))  # hex and dashes: nothing to quote
+            add(value.hex)  # 32 hex digits (PostgreSQL reads them as a UUID): no quotes
             continue
         elif kind is datetime:
             text = value.isoformat()
