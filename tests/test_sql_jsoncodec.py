@@ -111,3 +111,22 @@ async def test_the_store_round_trips_values_only_the_fallback_writes(
     assert got is not None
     assert got.definition == {"big": 2**70, "nested": {"colour": "red", "list": [1, "two", None]}}
     assert isinstance(got.id, UUID)
+
+
+@given(json_values)
+def test_reading_is_the_standard_librarys(value: Any) -> None:
+    text = json.dumps(value)
+    assert jsoncodec.loads(text) == json.loads(text)
+    assert jsoncodec.loads(text.encode()) == json.loads(text)  # psycopg hands bytes
+
+
+def test_empty_objects_and_arrays_are_fresh_each_time() -> None:
+    for text in ("{}", b"{}", "[]", b"[]"):
+        first, second = jsoncodec.loads(text), jsoncodec.loads(text)
+        assert first == json.loads(text) and first is not second
+        if isinstance(first, list):
+            first.append(1)
+        else:
+            first.update(a=1)
+        assert jsoncodec.loads(text) == json.loads(text)  # a caller's change stays its own
+    assert math.isnan(jsoncodec.loads("[NaN]")[0])  # what SQLite kept, as before

@@ -52,34 +52,41 @@ async def run_attempt(kind: Kind, ctx: AttemptContext, scope: anyio.CancelScope)
     assert kind.executor is not None  # KindRegistry refuses kinds without one
     timeout = kind.timeout_seconds
     with scope:
-        with anyio.move_on_after(timeout if timeout is not None else float("inf")) as limit:
-            try:
-                value = await call_executor(kind.executor, ctx)
-            except Suspend as suspend:
-                return Outcome("wait", wait=suspend.wait)
-            except ParkForApproval as park:
-                return Outcome("park", park_timeout=park.timeout)
-            except Exception as exc:
-                return Outcome("error", error=exc)
-            except BaseExceptionGroup as group:
-                # A wait raised inside the executor's own task group arrives wrapped.
-                match, rest = group.split(Suspend)
-                if match is None or rest is not None:
-                    raise
-                first = match.exceptions[0]
-                while isinstance(first, BaseExceptionGroup):
-                    first = first.exceptions[0]
-                assert isinstance(first, Suspend)
-                return Outcome("wait", wait=first.wait)
-            if value is not None and not isinstance(value, Mapping):
-                return Outcome(
-                    "error",
-                    error=Fatal(f"executor returned {type(value).__name__}, not a dict or None"),
-                )
-            return Outcome("result", result=dict(value or {}))
+        if timeout is None:  # no second cancel scope: one less per run on the hot path
+            return await _outcome(kind.executor, ctx)
+        with anyio.move_on_after(timeout) as limit:
+            return await _outcome(kind.executor, ctx)
         if limit.cancelled_caught:
             return Outcome("timeout")
     return Outcome("stopped")
+
+
+async def _outcome(executor: Callable[..., Any], ctx: AttemptContext) -> Outcome:
+    """What the executor's call comes to; a cancellation passes through."""
+    try:
+        value = await call_executor(executor, ctx)
+    except Suspend as suspend:
+        return Outcome("wait", wait=suspend.wait)
+    except ParkForApproval as park:
+        return Outcome("park", park_timeout=park.timeout)
+    except Exception as exc:
+        return Outcome("error", error=exc)
+    except BaseExceptionGroup as group:
+        # A wait raised inside the executor's own task group arrives wrapped.
+        match, rest = group.split(Suspend)
+        if match is None or rest is not None:
+            raise
+        first = match.exceptions[0]
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        assert isinstance(first, Suspend)
+        return Outcome("wait", wait=first.wait)
+    if value is not None and not isinstance(value, Mapping):
+        return Outcome(
+            "error",
+            error=Fatal(f"executor returned {type(value).__name__}, not a dict or None"),
+        )
+    return Outcome("result", result=dict(value or {}))
 
 
 def is_retryable(exc: BaseException, policy: RetryPolicy) -> bool:

@@ -55,8 +55,8 @@ def is_memory_sqlite(url: URL) -> bool:
     return url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
 
 
-#: The JSON columns' encoder (``jsoncodec``: orjson where installed), for the store's engines.
-_JSON_CODEC = {"json_serializer": jsoncodec.dumps}
+#: The JSON columns' codec (``jsoncodec``), for the store's engines.
+_JSON_CODEC = {"json_serializer": jsoncodec.dumps, "json_deserializer": jsoncodec.loads}
 
 
 def build_engine(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import attrs
 import sqlalchemy as sa
@@ -169,12 +169,12 @@ class Inserter:
         return statement, params
 
     @staticmethod
-    def refused(err: exc.IntegrityError, run: Run) -> Exception:
-        """What an insert's integrity error means to the caller: a run whose id exists is
-        the caller's mistake (ValueError); any other violation stays as it is."""
+    def refused(err: exc.IntegrityError, run: Run) -> NoReturn:
+        """Raise what an insert's integrity error means to the caller: a run whose id
+        exists is the caller's mistake (ValueError); any other violation as it is."""
         if violates(err, "runkit_runs_id_key", "runkit_runs.id"):
-            return ValueError(f"run {run.id} exists")
-        return err
+            raise ValueError(f"run {run.id} exists") from err
+        raise err
 
     def insert(
         self, tx: Transactions, run: Run, entries: Sequence[NewLogEntry]
@@ -223,10 +223,7 @@ def _insert_or_replay(
             try:
                 seq = write(conn)
             except exc.IntegrityError as err:
-                refused = Inserter.refused(err, run)
-                if refused is err:
-                    raise
-                raise refused from err
+                Inserter.refused(err, run)
             if seq is not None:
                 return attrs.evolve(run, seq=seq, log_seq=len(entries)), True
             holder = conn.execute(_HOLDER, {"b_scope": run.idempotency_scope}).first()

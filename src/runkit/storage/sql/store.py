@@ -188,7 +188,7 @@ class SqlStore(Store):
             try:
                 seq = (await self._calls.statement(*one)).scalar_one_or_none()
             except exc.IntegrityError as err:
-                raise self._inserter.refused(err, run) from err
+                self._inserter.refused(err, run)
             if seq is not None:
                 return attrs.evolve(run, seq=seq, log_seq=len(entries)), True
             # The scope is held: read the holder (or insert again if it is gone since).
