@@ -707,6 +707,25 @@ def test_field_escapes() -> None:
     assert field("a.b[0]\\c") == "a\\.b\\[0\\]\\\\c"
 
 
+@pytest.mark.parametrize("name", ['say "hi"', "it's", 'a"b', "x'y'z", '"', "q\\", '\\"', "a\\b"])
+def test_a_column_named_with_a_quote_or_a_backslash_renders(name: str) -> None:
+    """Vega reads a quote in a field as the start of a quoted path (``["a"]``), and
+    Vega-Lite writes titles into tooltip expressions without escaping a backslash: a
+    column named ``it's`` or ``q\\`` failed the whole render."""
+    assert field(name).replace("\\", "") == name.replace("\\", "")
+    layouts = (
+        [(name, "VARCHAR"), ("n", "INTEGER")],
+        [("x", "VARCHAR"), (name, "VARCHAR"), ("n", "INTEGER")],  # a series, offset in bars
+        [("x", "VARCHAR"), (name, "INTEGER"), ("n", "INTEGER")],  # two measures, folded
+    )
+    for columns in layouts:
+        rows = [[*["a", "b", 1][: len(columns) - 1], 2], [*["c", "d", 3][: len(columns) - 1], 4]]
+        for suggestion in (None, *CHART_TYPES):
+            spec = chart(columns, rows, suggestion)["spec"]
+            svg = vl_convert.vegalite_to_svg(spec, allowed_base_urls=[])
+            assert svg.startswith("<svg")
+
+
 # --- cancel, and a file in use -------------------------------------------------------------------
 async def until(rk: Runkit, run_id: Any, ok: Any, within: float = 15.0) -> Any:
     with anyio.fail_after(within):

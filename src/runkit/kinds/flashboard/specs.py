@@ -32,7 +32,7 @@ SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json"
 HEIGHT = 260
 #: Lines with at most this many rows mark each point (more would crowd the line).
 MAX_POINTS = 100
-_FIELD_SYNTAX = re.compile(r"([\\.\[\]])")
+_FIELD_SYNTAX = re.compile(r"""([\\.\[\]"'])""")
 CONFIG: dict[str, Any] = {
     "font": "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif",
     "view": {"stroke": None},
@@ -60,8 +60,16 @@ def unique_names(names: Sequence[str]) -> list[str]:
 
 def field(name: str) -> str:
     """``name`` as a Vega-Lite field reference: ``.``, ``[`` and ``]`` would read as a
-    nested path (``a.b``), so they are escaped, and so is ``\\``."""
+    nested path (``a.b``) and a quote as the start of a quoted one (``["a"]``), so they
+    are escaped, and so is ``\\``."""
     return _FIELD_SYNTAX.sub(r"\\\1", name)
+
+
+def title_of(name: str) -> str:
+    """``name`` as an axis or tooltip title. Vega-Lite writes a title into its tooltip
+    expression without escaping a backslash (a column named ``q\\`` broke the whole
+    chart), so a backslash is shown as U+29F5, which looks the same."""
+    return name.replace("\\", "\u29f5")
 
 
 def number(value: Any) -> float | int | None:
@@ -142,9 +150,10 @@ def build(
 
 def _number(value: Column, record: Mapping[str, Any]) -> dict[str, Any]:
     shown = record.get(value.name)
-    text: dict[str, Any] = {"field": field(value.name), "type": "quantitative", "format": ",~f"}
+    ref = {"field": field(value.name), "title": title_of(value.name)}
+    text: dict[str, Any] = ref | {"type": "quantitative", "format": ",~f"}
     if not isinstance(shown, int | float):  # an exact decimal or huge integer, or NULL
-        text = {"field": field(value.name), "type": "nominal"}
+        text = ref | {"type": "nominal"}
         shown = cell(shown)
     return {
         "data": {"values": [{value.name: shown}]},
@@ -196,7 +205,7 @@ def _table(columns: Sequence[Column], rows: Sequence[Sequence[Any]]) -> dict[str
 
 
 def _axis(column: Column, chart: str, values: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    ref: dict[str, Any] = {"field": field(column.name), "title": column.name}
+    ref: dict[str, Any] = {"field": field(column.name), "title": title_of(column.name)}
     if column.measure == TEMPORAL:
         if chart == "bar":  # one band per day, labelled as dates
             return ref | {"type": "ordinal", "timeUnit": "yearmonthdate"}
@@ -225,7 +234,7 @@ def _plot(
         taken = [c.name for c in columns]
         key, value = _unused("measure", taken), _unused("value", taken)
         spec["transform"] = [{"fold": [field(c.name) for c in layout.y], "as": [key, value]}]
-        title = ", ".join(c.name for c in layout.y)
+        title = title_of(", ".join(c.name for c in layout.y))
         encoding["y"] = {"field": value, "type": "quantitative", "title": title}
         series = {
             "field": key,
@@ -235,17 +244,24 @@ def _plot(
         }
     else:
         y = layout.y[0]
-        encoding["y"] = {"field": field(y.name), "type": "quantitative", "title": y.name}
+        encoding["y"] = {"field": field(y.name), "type": "quantitative", "title": title_of(y.name)}
         if chart == "scatter":
             encoding["y"]["scale"] = {"zero": False}
         if layout.series is not None:
             series = {"field": field(layout.series.name), "type": "nominal"} | {
-                "title": layout.series.name
+                "title": title_of(layout.series.name)
             }
     if series is not None:
         encoding["color"] = series
         if chart == "bar":
-            encoding["xOffset"] = {"field": series["field"], "type": "nominal", "sort": None}
+            # Titled as the series: an untitled encoding's tooltip is titled with its field
+            # reference, escapes and all, which Vega-Lite quotes wrongly (``\"``).
+            encoding["xOffset"] = {
+                "field": series["field"],
+                "type": "nominal",
+                "sort": None,
+                "title": series["title"],
+            }
     marks: dict[str, dict[str, Any]] = {
         "bar": {"type": "bar", "tooltip": True},
         "line": {"type": "line", "point": len(values) <= MAX_POINTS, "tooltip": True},
