@@ -9,11 +9,26 @@ cattrs at create time, camelCase on the wire (``intervalSeconds``) and snake_cas
 from __future__ import annotations
 
 import re
+import typing
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 import attrs
 import cattrs
+from cattrs.cols import (
+    homogenous_tuple_structure_factory as tuple_factory,
+)
+from cattrs.cols import (
+    is_abstract_set,
+    is_any_set,
+    is_mapping,
+    is_mutable_sequence,
+    is_sequence,
+    is_set,
+)
+from cattrs.cols import (
+    list_structure_factory as list_factory,
+)
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
@@ -66,7 +81,57 @@ def _make_config_converter() -> cattrs.Converter:
         return value
 
     conv.register_structure_hook(bool, structure_bool)
+    _guard_containers(conv)
     return conv
+
+
+def _guard_containers(conv: cattrs.Converter) -> None:
+    """Lists, sets and mappings take only JSON arrays and objects. cattrs iterates whatever
+    it is given: a string for a list field became its characters, an object its keys."""
+
+    def guarded(
+        expected: str, accepts: tuple[type, ...], make: Callable[[Any], Callable[[Any, Any], Any]]
+    ) -> Callable[[Any], Callable[[Any, Any], Any]]:
+        def factory(cl: Any) -> Callable[[Any, Any], Any]:
+            inner = make(cl)
+
+            def hook(value: Any, t: Any) -> Any:
+                if not isinstance(value, accepts):
+                    raise TypeError(f"expected {expected}, got {type(value).__name__}")
+                return inner(value, t)
+
+            return hook
+
+        return factory
+
+    def set_of(kind: type) -> Callable[[Any], Callable[[Any, Any], Any]]:
+        def make(cl: Any) -> Callable[[Any, Any], Any]:
+            args = typing.get_args(cl)
+            item = args[0] if args else Any
+            return lambda value, _: kind(conv.structure(v, item) for v in value)
+
+        return make
+
+    arrays = (list, tuple)
+    # Later registrations are tried first: the specific predicates go last.
+    conv.register_structure_hook_factory(
+        is_sequence, guarded("a list", arrays, lambda cl: tuple_factory(cl, conv))
+    )
+    conv.register_structure_hook_factory(
+        is_mutable_sequence, guarded("a list", arrays, lambda cl: list_factory(cl, conv))
+    )
+    conv.register_structure_hook_factory(
+        is_any_set, guarded("a list", (*arrays, set, frozenset), set_of(frozenset))
+    )
+    conv.register_structure_hook_factory(
+        is_set, guarded("a list", (*arrays, set, frozenset), set_of(set))
+    )
+    conv.register_structure_hook_factory(  # an abstract Set: frozen, as cattrs makes it
+        is_abstract_set, guarded("a list", (*arrays, set, frozenset), set_of(frozenset))
+    )
+    conv.register_structure_hook_factory(
+        is_mapping, guarded("an object", (Mapping,), conv.gen_structure_mapping)
+    )
 
 
 #: Structures kind configs from definitions (and back, for the OpenAPI examples).
