@@ -183,6 +183,22 @@ class Statement:
         except Exception as err:
             raise exc.StatementError(str(err), self.sql, None, err) from err
 
+    def column(self, name: str, given: Sequence[Mapping[str, Any]]) -> list[Any]:
+        """Parameter ``name``'s values across the sets ``given``, processed as
+        :meth:`params` processes them: a statement over arrays binds a column at a time,
+        with no dict a row (that was most of binding a batch)."""
+        known = name in self.base
+        default = self.base.get(name)
+        process = self.processors.get(name)
+        try:
+            if process is None:
+                return [p.get(name, default) for p in given]
+            if known:
+                return [process(p.get(name, default)) for p in given]
+            return [process(p[name]) if name in p else None for p in given]
+        except Exception as err:
+            raise exc.StatementError(str(err), self.sql, None, err) from err
+
     async def fetch(self, conn: Any, values: dict[str, Any], cursor: Any = None) -> Result:
         """Execute with bound ``values`` on psycopg's ``conn`` (on ``cursor``, if given);
         the rows, if it returns any."""
@@ -240,27 +256,30 @@ class DriverConnection:
         compiled = self._path.compiled(stmt, first)
         try:
             if isinstance(params, Sequence):  # executemany: one unnest, or a pipeline
-                return await_only(self._many(compiled, [compiled.bind(p) for p in params]))
+                return await_only(self._many(compiled, params))
             return await_only(compiled.fetch(self._conn, compiled.bind(params)))
         except self._path.errors as err:
             raise self._path.wrap(err, compiled.sql) from err
 
-    async def _many(self, compiled: Statement, params: list[dict[str, Any]]) -> Result:
+    async def _many(self, compiled: Statement, params: Sequence[Params]) -> Result:
         if len(params) <= 1:
-            return await compiled.fetch(self._conn, params[0]) if params else Result([])
+            return (
+                await compiled.fetch(self._conn, compiled.bind(params[0])) if params else Result([])
+            )
         arrays = compiled.as_arrays()
         if arrays is not None:  # one statement, one array a column, in place of N
             sql, names = arrays
             columns: dict[str, Any] = {}
             for name in names:
-                values = [p.get(name) for p in params]
+                values = compiled.column(name, params)
                 text = array_literal(values)  # one string, not a list dumped item by item
                 columns[name] = values if text is None else text
             cur = await self._conn.execute(sql, columns)
             return Result(compiled.rows(await cur.fetchall()) if compiled.returns else [])
         # A shape unnest cannot take: psycopg's executemany (it pipelines the statements).
+        bound = [compiled.bind(p) for p in params]
         async with self._conn.cursor() as cur:
-            await cur.executemany(compiled.sql, params, returning=compiled.returns)
+            await cur.executemany(compiled.sql, bound, returning=compiled.returns)
             if not compiled.returns:
                 return Result([])
             rows: list[Row] = []
