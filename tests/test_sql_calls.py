@@ -73,7 +73,7 @@ async def test_a_create_a_read_and_a_notify_take_no_greenlet(
         ]
 
 
-async def test_a_held_scope_replays_through_the_greenlet_path(
+async def test_a_held_scope_replays_with_one_read_of_its_holder(
     pg_url: str, spawned: list[str]
 ) -> None:
     async with SqlStore(pg_url, create_schema=True) as store:
@@ -82,9 +82,31 @@ async def test_a_held_scope_replays_through_the_greenlet_path(
         spawned.clear()
         again, created = await store.insert(_run(idempotency_scope="s:1"), [NewLogEntry("a")])
         assert not created and again.id == first.id
-        assert spawned == ["_insert"]
+        assert spawned == []  # the insert that found the scope held, then the holder read
         with pytest.raises(ValueError, match="exists"):  # the same id: the caller's mistake
             await store.insert(_run(id=first.id), [NewLogEntry("a")])
+
+
+async def test_a_holder_deleted_before_its_read_frees_the_scope(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The insert found the scope held; the holder is deleted before it is read: the
+    scope is free again, and the run is inserted after all."""
+    from runkit.storage.sql.insert import HOLDER
+
+    async with SqlStore(pg_url, create_schema=True) as store:
+        first, _ = await store.insert(_run(idempotency_scope="s:2"), [NewLogEntry("a")])
+        original = store._calls.statement
+
+        async def deleting_first(stmt: Any, params: Any) -> Any:
+            if stmt is HOLDER:
+                assert await store.delete(first.id, set(Status))
+            return await original(stmt, params)
+
+        monkeypatch.setattr(store._calls, "statement", deleting_first)
+        run, created = await store.insert(_run(idempotency_scope="s:2"), [NewLogEntry("a")])
+        assert created and run.id != first.id
+        assert (await store.get(run.id)) is not None and await store.get(first.id) is None
 
 
 async def test_a_cancelled_create_still_lands_whole(pg_url: str) -> None:

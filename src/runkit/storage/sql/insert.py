@@ -26,7 +26,8 @@ from .engine import Transactions, violates
 from .rows import row_to_run, run_values, stored_logs
 from .schema import logs, runs
 
-_HOLDER = sa.select(runs).where(runs.c.idempotency_scope == sa.bindparam("b_scope"))
+#: The run holding an idempotency scope (``b_scope``).
+HOLDER = sa.select(runs).where(runs.c.idempotency_scope == sa.bindparam("b_scope"))
 _HOLDERS = sa.select(runs).where(
     runs.c.idempotency_scope.in_(sa.bindparam("b_scopes", expanding=True))
 )
@@ -122,7 +123,7 @@ class Inserter:
                 if seq is None:
                     held.append(i)
                     continue
-                results[i] = (attrs.evolve(run, seq=seq, log_seq=len(entries)), True)
+                results[i] = (stored(run, entries, seq), True)
                 stored_logs(run.id, seq, run.attempt, entries, 0, now, log_rows)
             if log_rows:
                 conn.execute(_INSERT_LOGS, log_rows)
@@ -210,6 +211,11 @@ class Inserter:
         return _insert_or_replay(lambda: contextlib.nullcontext(conn), run, entries, write)
 
 
+def stored(run: Run, entries: Sequence[NewLogEntry], seq: int) -> Run:
+    """``run`` as inserted with ``entries``: its ``seq``, and its log numbered up to them."""
+    return attrs.evolve(run, seq=seq, log_seq=len(entries))
+
+
 def _insert_or_replay(
     connect: Callable[[], contextlib.AbstractContextManager[Connection]],
     run: Run,
@@ -225,8 +231,8 @@ def _insert_or_replay(
             except exc.IntegrityError as err:
                 Inserter.refused(err, run)
             if seq is not None:
-                return attrs.evolve(run, seq=seq, log_seq=len(entries)), True
-            holder = conn.execute(_HOLDER, {"b_scope": run.idempotency_scope}).first()
+                return stored(run, entries, seq), True
+            holder = conn.execute(HOLDER, {"b_scope": run.idempotency_scope}).first()
         if holder is not None:
             return row_to_run(holder), False
         # The holder was deleted between the two statements: the scope is free again.

@@ -33,7 +33,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
 
-import attrs
 import sqlalchemy as sa
 from sqlalchemy import exc
 from sqlalchemy.engine import Connection, Engine
@@ -56,7 +55,7 @@ from .engine import (
     pg_connect_args,
     translate,
 )
-from .insert import Inserter
+from .insert import HOLDER, Inserter, stored
 from .listen import Listening
 from .rows import row_to_run, stored_logs
 from .schema import logs, runs
@@ -190,8 +189,13 @@ class SqlStore(Store):
             except exc.IntegrityError as err:
                 self._inserter.refused(err, run)
             if seq is not None:
-                return attrs.evolve(run, seq=seq, log_seq=len(entries)), True
-            # The scope is held: read the holder (or insert again if it is gone since).
+                return stored(run, entries, seq), True
+            # The scope is held: its holder, one more statement. Deleted since, the usual
+            # path inserts again.
+            scope = {"b_scope": run.idempotency_scope}
+            holder = (await self._calls.statement(HOLDER, scope)).first()
+            if holder is not None:
+                return row_to_run(holder), False
         return await self._calls.run(functools.partial(self._insert, run, entries))
 
     def _insert(self, run: Run, entries: Sequence[NewLogEntry]) -> tuple[Run, bool]:
