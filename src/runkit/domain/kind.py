@@ -16,18 +16,14 @@ from typing import Any, Protocol
 import attrs
 import cattrs
 from cattrs.cols import (
-    homogenous_tuple_structure_factory as tuple_factory,
-)
-from cattrs.cols import (
+    homogenous_tuple_structure_factory,
     is_abstract_set,
     is_any_set,
+    is_frozenset,
     is_mapping,
     is_mutable_sequence,
     is_sequence,
-    is_set,
-)
-from cattrs.cols import (
-    list_structure_factory as list_factory,
+    list_structure_factory,
 )
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
@@ -104,30 +100,24 @@ def _guard_containers(conv: cattrs.Converter) -> None:
 
         return factory
 
-    def set_of(kind: type) -> Callable[[Any], Callable[[Any, Any], Any]]:
-        def make(cl: Any) -> Callable[[Any, Any], Any]:
-            args = typing.get_args(cl)
-            item = args[0] if args else Any
-            return lambda value, _: kind(conv.structure(v, item) for v in value)
-
-        return make
+    def set_of(cl: Any) -> Callable[[Any, Any], Any]:
+        # Frozen for frozenset and the abstract Set, as cattrs makes them; else a set.
+        kind = frozenset if is_frozenset(cl) or is_abstract_set(cl) else set
+        args = typing.get_args(cl)
+        item = args[0] if args else Any
+        return lambda value, _: kind(conv.structure(v, item) for v in value)
 
     arrays = (list, tuple)
     # Later registrations are tried first: the specific predicates go last.
     conv.register_structure_hook_factory(
-        is_sequence, guarded("a list", arrays, lambda cl: tuple_factory(cl, conv))
+        is_sequence,
+        guarded("a list", arrays, lambda cl: homogenous_tuple_structure_factory(cl, conv)),
     )
     conv.register_structure_hook_factory(
-        is_mutable_sequence, guarded("a list", arrays, lambda cl: list_factory(cl, conv))
+        is_mutable_sequence, guarded("a list", arrays, lambda cl: list_structure_factory(cl, conv))
     )
     conv.register_structure_hook_factory(
-        is_any_set, guarded("a list", (*arrays, set, frozenset), set_of(frozenset))
-    )
-    conv.register_structure_hook_factory(
-        is_set, guarded("a list", (*arrays, set, frozenset), set_of(set))
-    )
-    conv.register_structure_hook_factory(  # an abstract Set: frozen, as cattrs makes it
-        is_abstract_set, guarded("a list", (*arrays, set, frozenset), set_of(frozenset))
+        is_any_set, guarded("a list", (*arrays, set, frozenset), set_of)
     )
     conv.register_structure_hook_factory(
         is_mapping, guarded("an object", (Mapping,), conv.gen_structure_mapping)
