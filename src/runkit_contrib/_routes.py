@@ -82,7 +82,8 @@ class Api:
         self.rk = config.runkit
         self.hub = LogHub(config.runkit, config.stream)
         #: The path of a run's route up to its id, by the request's ``root_path``: Starlette's
-        #: url_for walks every route and builds a URL (about 20 µs of a POST).
+        #: url_for walks every route and builds a URL (a POST's server CPU under uvicorn
+        #: went from 528 to 456 µs without it).
         self._run_paths: dict[str, str] = {}
 
     def routes(self) -> list[BaseRoute]:
