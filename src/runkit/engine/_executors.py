@@ -125,3 +125,49 @@ def error_body(
     if next_attempt_at is not None:
         body["nextAttemptAt"] = next_attempt_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return body
+
+
+def retry_policy(kind: Kind, definition: Any) -> RetryPolicy:
+    """The kind's policy, or the one a run's config derives from it (``retry_policy``)."""
+    derive = getattr(definition, "retry_policy", None)
+    if callable(derive):
+        policy = derive(kind.retry)
+        if isinstance(policy, RetryPolicy):
+            return policy
+    return kind.retry
+
+
+@attrs.frozen
+class Failure:
+    """How a failed attempt is reported: its ``error`` body, and either when it is retried
+    (``retry_at``) or why it failed for good (``reason``)."""
+
+    body: dict[str, Any]
+    reason: str = "error"
+    retry_at: datetime | None = None
+
+
+def failure(
+    exc: BaseException, policy: RetryPolicy, retry_count: int, attempt: int, now: datetime
+) -> Failure:
+    """What an attempt that raised ``exc`` comes to under ``policy``: retried after the
+    backoff (or the exception's own ``retry_after``), or failed with the reason."""
+    retryable = is_retryable(exc, policy)
+    if retryable and retry_count < policy.max_attempts - 1:
+        after = getattr(exc, "retry_after", None)
+        delay = after if after is not None else backoff(policy, retry_count)
+        retry_at = now + timedelta(seconds=delay)
+        return Failure(error_body(exc, retryable=True, next_attempt_at=retry_at), retry_at=retry_at)
+    body = error_body(exc, retryable=False)
+    if not retryable:
+        return Failure(body)
+    # Name what happened (it gave up), and keep the last error as the cause.
+    given_up = {
+        "type": "RetriesExhausted",
+        "message": f"gave up after {attempt} attempt{'s' if attempt != 1 else ''}: "
+        f"{body['message']}",
+        "retryable": False,
+        "attempts": attempt,
+        "cause": {k: v for k, v in body.items() if k != "retryable"},
+    }
+    return Failure(given_up, "retries_exhausted")

@@ -17,7 +17,6 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -30,13 +29,13 @@ from ..domain.errors import (
     LeaseLost,
     ValidationError,
 )
-from ..domain.kind import Kind, RetryPolicy
+from ..domain.kind import Kind
 from ..domain.models import Lease, NewLogEntry, Run, WorkerInfo
 from ..domain.moves import Report
 from ..domain.redact import redact_text
 from ..domain.states import Status
 from ._context import AttemptContext
-from ._executors import Outcome, backoff, error_body, is_retryable, run_attempt
+from ._executors import Outcome, error_body, failure, retry_policy, run_attempt
 from ._flusher import LogFlusher
 from ._outbox import CompletionBuffer, persist
 from ._pacing import ClaimPacer, waited
@@ -60,6 +59,8 @@ class _Held:
     #: None, or why the worker stopped the executor: cancel, pause, lost, release.
     stop: str | None = None
     pause_deadline: float | None = None
+    #: Whether the executor still runs (it takes a slot); after it, the outcome is written.
+    executing: bool = True
 
 
 class Worker:
@@ -108,6 +109,7 @@ class Worker:
         # Keyed by (run, attempt): a run released or rescued from under an attempt that is
         # still unwinding may be claimed again by this very worker.
         self._held: dict[tuple[uuid.UUID, int], _Held] = {}
+        self._executing = 0  # held runs whose executor still runs: the slots taken
         self._wake = Signal()
         self._dirty = True  # something may be claimable: claim before sleeping
         #: When to claim: gathering while busy, backing off after empty claims.
@@ -139,7 +141,8 @@ class Worker:
         return len(self._held)
 
     def holding(self) -> set[tuple[uuid.UUID, int]]:
-        """The (run id, attempt) pairs this worker is executing now."""
+        """The (run id, attempt) pairs this worker holds a lease on now: executing, or
+        writing how the attempt ended."""
         return set(self._held)
 
     def stop(self) -> None:
@@ -226,7 +229,10 @@ class Worker:
     # ---------------------------------------------------------------- claiming ------------
     async def _claim_loop(self, tg: TaskGroup) -> None:
         while not self._stopping:
-            free = self.concurrency - len(self._held)
+            # A slot frees when its executor returns, not when its outcome is written: a
+            # worker waiting for its own commits ran at half speed (docs/benchmarks.md).
+            # Outcomes being written hold leases too; at most one more slot's worth each.
+            free = min(self.concurrency - self._executing, 2 * self.concurrency - len(self._held))
             if free > 0 and self._dirty:
                 pause = self._pacer.pause(busy=bool(self._held))
                 if pause:
@@ -257,7 +263,15 @@ class Worker:
     def _hold(self, run: Run) -> _Held:
         lease = Lease(run.id, run.attempt, run.lease_token or "")
         held = self._held[(run.id, run.attempt)] = _Held(run, lease, anyio.CancelScope())
+        self._executing += 1
         return held
+
+    def _executed(self, held: _Held) -> None:
+        """``held``'s executor is done (once): its slot is free for the next claim."""
+        if held.executing:
+            held.executing = False
+            self._executing -= 1
+            self._poke()
 
     async def _drain(self) -> None:
         """Graceful shutdown: wait up to the grace period, then release what is left."""
@@ -278,6 +292,7 @@ class Worker:
         except Exception:  # never let one run take the worker down
             log.exception("run %s: unexpected error in the worker", held.run.id)
         finally:
+            self._executed(held)
             self._held.pop((held.run.id, held.lease.attempt), None)
             self._poke()
 
@@ -302,6 +317,7 @@ class Worker:
         ctx._scope = held.scope
         outcome = await run_attempt(kind, ctx, held.scope)
         logs = await ctx.close_logs()
+        self._executed(held)
         if held.stop == "lost":
             return  # fenced out: write nothing more
         # The last entries go with the outcome, in its transaction.
@@ -346,30 +362,19 @@ class Worker:
             exc = outcome.error
             assert exc is not None
             policy = retry_policy(kind, held.ctx.definition if held.ctx else None)
-            retryable = is_retryable(exc, policy)
-            if retryable and run.retry_count < policy.max_attempts - 1:
-                after = getattr(exc, "retry_after", None)
-                delay = after if after is not None else backoff(policy, run.retry_count)
-                retry_at = rk.clock.now() + timedelta(seconds=delay)
-                body = error_body(exc, retryable=True, next_attempt_at=retry_at)
-                report = rk.ops.failure(lease, body, retry_at=retry_at, logs=logs, known=run)
-            else:
-                reason = "retries_exhausted" if retryable else "error"
-                body = error_body(exc, retryable=False)
-                if retryable:
-                    # Name what happened (it gave up), and keep the last error as the cause.
-                    body = {
-                        "type": "RetriesExhausted",
-                        "message": f"gave up after {run.attempt} attempt"
-                        f"{'s' if run.attempt != 1 else ''}: {body['message']}",
-                        "retryable": False,
-                        "attempts": run.attempt,
-                        "cause": {k: v for k, v in body.items() if k != "retryable"},
-                    }
+            failed = failure(exc, policy, run.retry_count, run.attempt, rk.clock.now())
+            if failed.retry_at is None:
                 # Redacted like the stored error: a message may hold a connection string.
-                shown = redact_text(str(body["message"]))[:200]
-                log.info("run %s failed: %s: %s", run.id, body["type"], shown)
-                report = rk.ops.failure(lease, body, reason=reason, logs=logs, known=run)
+                shown = redact_text(str(failed.body["message"]))[:200]
+                log.info("run %s failed: %s: %s", run.id, failed.body["type"], shown)
+            report = rk.ops.failure(
+                lease,
+                failed.body,
+                retry_at=failed.retry_at,
+                reason=failed.reason,
+                logs=logs,
+                known=run,
+            )
             await self._submit(held, report)
 
     # ---------------------------------------------------------------- writing outcomes ----
@@ -467,16 +472,6 @@ class Worker:
                 continue
             if moved:
                 log.info("rescuer moved %d run(s)", moved)
-
-
-def retry_policy(kind: Kind, definition: Any) -> RetryPolicy:
-    """The kind's policy, or the one a run's config derives from it (``retry_policy``)."""
-    derive = getattr(definition, "retry_policy", None)
-    if callable(derive):
-        policy = derive(kind.retry)
-        if isinstance(policy, RetryPolicy):
-            return policy
-    return kind.retry
 
 
 def _current(h: _Held, held: list[_Held]) -> bool:
