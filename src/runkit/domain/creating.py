@@ -9,13 +9,11 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-import attrs
-
 from . import inputs, moves
 from .errors import IdempotencyConflict, ValidationError
 from .idempotency import IdempotencyPolicy, fingerprint, scope_key
 from .kind import Kind, KindChecks
-from .models import Created, NewLogEntry, Principal, Run
+from .models import Created, NewLogEntry, Principal, Run, replace
 from .states import Status
 
 
@@ -91,7 +89,7 @@ def under(run: Run, parent: Run | None) -> Run:
             f"parent run {run.parent_action_run_id} not found",
             "not_found",
         )
-    return attrs.evolve(run, tenant=parent.tenant) if run.tenant is None else run
+    return replace(run, tenant=parent.tenant) if run.tenant is None else run
 
 
 def replay(existing: Run, request: Run) -> Created:

@@ -92,6 +92,8 @@ def status(value: Any, loc: tuple[str, ...] = ("status",)) -> Status | None:
 def definition(value: Any, loc: tuple[str | int, ...] = ("definition",)) -> Any:
     """``value`` unchanged if it is within the definition bounds; else a ValidationError at
     ``loc`` (a non-object is left to the kind, which says what it takes)."""
+    if type(value) is dict and not value:  # most definitions: nothing to walk
+        return value
     if not isinstance(value, Mapping):
         return value
     keys = 0

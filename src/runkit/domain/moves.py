@@ -18,7 +18,7 @@ import attrs
 
 from .errors import IllegalTransition
 from .kind import ApprovalPolicy
-from .models import Lease, NewLogEntry, Run
+from .models import Lease, NewLogEntry, Run, replace
 from .states import LEASED, TERMINAL, Action, Status, _NoTransition, allowed_actions, next_status
 
 
@@ -125,7 +125,7 @@ def claim(
 def claimed(run: Run, worker_id: str, now: datetime, lease: timedelta) -> tuple[Run, NewLogEntry]:
     """The run as a claim leaves it, and the audit entry the claim writes."""
     fields, entry = claim(run, worker_id, now, lease)
-    return attrs.evolve(run, **fields), entry
+    return replace(run, **fields), entry
 
 
 def created(
@@ -136,7 +136,7 @@ def created(
     entries = [status_entry(None, run.status, "created", actor, now)]
     if execute:
         to = target(run, Action.EXECUTE)
-        run = attrs.evolve(run, **changes(run, Action.EXECUTE, to, now))
+        run = replace(run, **changes(run, Action.EXECUTE, to, now))
         entries.append(status_entry(Status.PENDING, to, "execute", actor, now))
     return run, entries
 

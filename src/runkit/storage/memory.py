@@ -12,10 +12,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-import attrs
-
 from ..domain.keys import occupancy, pick_claimable
-from ..domain.models import Expect, Lease, LogEntry, NewLogEntry, Run, RunQuery, WorkerInfo
+from ..domain.models import (
+    Expect,
+    Lease,
+    LogEntry,
+    NewLogEntry,
+    Run,
+    RunQuery,
+    WorkerInfo,
+    replace,
+)
 from ..domain.moves import claimed
 from ..domain.states import TERMINAL, Status
 from .base import LogHead, Store, check_changes, fence_expect, materialize
@@ -38,7 +45,7 @@ class MemoryStore(Store):
         now = datetime.now(UTC)
         stored = materialize(run, entries, run.log_seq, now)
         self._logs.setdefault(run.id, []).extend(stored)
-        run = attrs.evolve(run, log_seq=run.log_seq + len(stored))
+        run = replace(run, log_seq=run.log_seq + len(stored))
         self._runs[run.id] = run
         return run, stored
 
@@ -51,7 +58,7 @@ class MemoryStore(Store):
         if run.id in self._runs:
             raise ValueError(f"run {run.id} exists")
         self._seq += 1
-        run = attrs.evolve(run, seq=self._seq, log_seq=0)
+        run = replace(run, seq=self._seq, log_seq=0)
         self._runs[run.id] = run
         self._logs[run.id] = []
         if run.idempotency_scope is not None:
@@ -98,7 +105,7 @@ class MemoryStore(Store):
         run = self._runs.get(run_id)
         if run is None or not expect.matches(run):
             return None
-        new = attrs.evolve(run, **changes)
+        new = replace(run, **changes)
         if new.idempotency_scope != run.idempotency_scope:
             if run.idempotency_scope is not None:
                 self._scopes.pop(run.idempotency_scope, None)
@@ -155,7 +162,7 @@ class MemoryStore(Store):
             if run is None or not fence_expect(held).matches(run):
                 out[held.run_id] = None
                 continue
-            self._runs[run.id] = attrs.evolve(run, deadline_at=now + lease)
+            self._runs[run.id] = replace(run, deadline_at=now + lease)
             out[held.run_id] = run.status
         return out
 

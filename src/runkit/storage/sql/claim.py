@@ -34,14 +34,13 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-import attrs
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from ...domain import moves
 from ...domain.keys import pick_claimable
-from ...domain.models import Run
+from ...domain.models import Run, replace
 from ...domain.states import LEASED, Status
 from ..base import materialize
 from .rows import change_values, log_values, row_to_run
@@ -280,7 +279,7 @@ def _write(
     fields: tuple[str, ...] = ()
     for run in chosen:
         claimed_fields, entry = moves.claim(run, worker_id, now, lease)
-        new = attrs.evolve(run, **claimed_fields, log_seq=run.log_seq + 1)
+        new = replace(run, **claimed_fields, log_seq=run.log_seq + 1)
         changed = change_values(claimed_fields)
         fields = tuple(sorted(changed))
         row = {f"v_{name}": value for name, value in changed.items()}

@@ -14,14 +14,13 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
-import attrs
 import sqlalchemy as sa
 from sqlalchemy import exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from ...domain.errors import StorageUnavailable
-from ...domain.models import NewLogEntry, Run
+from ...domain.models import NewLogEntry, Run, replace
 from .engine import Transactions, violates
 from .rows import row_to_run, run_values, stored_logs
 from .schema import logs, runs
@@ -213,7 +212,7 @@ class Inserter:
 
 def stored(run: Run, entries: Sequence[NewLogEntry], seq: int) -> Run:
     """``run`` as inserted with ``entries``: its ``seq``, and its log numbered up to them."""
-    return attrs.evolve(run, seq=seq, log_seq=len(entries))
+    return replace(run, seq=seq, log_seq=len(entries))
 
 
 def _insert_or_replay(
