@@ -13,22 +13,12 @@ from uuid import UUID, uuid4
 
 import pytest
 from hypothesis import given
-from hypothesis import strategies as st
 
+from json_support import json_values
 from runkit.domain.models import Run
 from runkit.domain.states import Status
 from runkit.storage.sql import jsoncodec
 from runkit.storage.sql.store import SqlStore
-
-json_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers()  # past 64 bits too: orjson refuses them, the fallback writes them
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
-    max_leaves=20,
-)
 
 
 @given(json_values)

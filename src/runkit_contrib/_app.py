@@ -14,7 +14,7 @@ from datetime import timedelta
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from runkit import Runkit
@@ -22,6 +22,7 @@ from runkit import Runkit
 from ._auth import AuthConfig, Authenticator, as_authenticators
 from ._docs_page import docs_page
 from ._errors import catch_all_handler, http_exception_handler
+from ._json import JSONResponse
 from ._openapi import build_openapi
 from ._routes import Api, ApiConfig, Authorize
 from ._session_routes import session_routes

@@ -19,14 +19,13 @@ which holds 1,000 items of up to about 1 KB each.
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import anyio.to_thread
 import attrs
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from runkit import (
     Created,
@@ -42,6 +41,7 @@ from runkit import (
 
 from ._body import MAX_KEY, decode, json_object
 from ._errors import invalid
+from ._json import JSONResponse, dumps
 from ._wire import (
     MAX_BATCH,
     CreatedRun,
@@ -170,18 +170,12 @@ async def answer(rk: Runkit, answers: Sequence[Answer]) -> Response:
     if len(items) <= _THREAD_ITEMS:
         return JSONResponse(content)
     # Some 700 bytes a run: written off the event loop, as a large body is read off it.
-    body = await anyio.to_thread.run_sync(_dumps, content)
+    body = await anyio.to_thread.run_sync(dumps, content)
     return Response(body, media_type="application/json")
 
 
 #: Answers of more items than this are written in a worker thread.
 _THREAD_ITEMS = 100
-
-
-def _dumps(content: Any) -> bytes:
-    """JSON as :class:`JSONResponse` writes it."""
-    text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    return text.encode("utf-8")
 
 
 #: The keys of an item's answer and of the whole (``CreatedRun``'s, ``CreatedRuns``').
@@ -190,9 +184,10 @@ _ITEM_KEYS = tuple(camel(a.name) for a in attrs.fields(CreatedRun))
 
 
 def run_json(run: Run, display_status: str, definition: Mapping[str, Any]) -> dict[str, Any]:
-    """``to_json(wire_run(run, display_status, definition))``, a batch's runs being many:
-    the same keys and values in the same order, without building the wire object first.
-    A test holds the two equal."""
+    """``to_json(wire_run(run, display_status, definition))``: the same keys and values
+    in the same order, without building the wire object first (4 µs instead of 9 a run).
+    Every answer that is one run, or a batch of them, is written by it. A test holds the
+    two equal."""
     return _run_writer()(run, display_status, definition)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from runkit import (
     ErrorDetail,
@@ -27,6 +27,7 @@ from runkit import (
     camel,
 )
 
+from ._json import JSONResponse
 from ._wire import Conflict, Error, HTTPValidationError, ValidationDetail, to_json
 
 logger = logging.getLogger("runkit_contrib.http")

@@ -16,7 +16,7 @@ from uuid import UUID
 
 import attrs
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from runkit import Cursor, Principal, Run, Runkit, RunNotFound, RunPage, UserProfile
@@ -34,6 +34,7 @@ from ._body import (
     query_text,
 )
 from ._errors import HttpError, invalid, to_response
+from ._json import JSONResponse
 from ._kinds import kinds_to_wire
 from ._roles import permits
 from ._sse import EventStreamResponse, LogHub, StreamSettings
@@ -42,7 +43,6 @@ from ._wire import (
     ReasonBody,
     log_page_to_wire,
     run_page_to_wire,
-    run_to_wire,
     workers_to_wire,
 )
 
@@ -187,13 +187,9 @@ class Api:
         return run
 
     async def _run_json(self, run: Run, status: int = 200, **kw: Any) -> JSONResponse:
-        return JSONResponse(
-            run_to_wire(
-                run, await self.rk.display_status(run), self.rk.kinds.shown_definition(run)
-            ),
-            status_code=status,
-            **kw,
-        )
+        shown = self.rk.kinds.shown_definition(run)
+        written = _batch.run_json(run, await self.rk.display_status(run), shown)
+        return JSONResponse(written, status_code=status, **kw)
 
     def _run_path(self, request: Request, run_id: str) -> str:
         root = request.scope.get("root_path", "")

@@ -11,12 +11,13 @@ any cookie-authenticated change; without one it just clears the cookie.
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from ._auth import CHALLENGE, COOKIE_NAME, Credentials, check_csrf, extract, trusted_origin
 from ._body import decode, json_object
 from ._errors import HttpError, invalid, to_response
+from ._json import JSONResponse
 from ._sessions import Issued, Sessions
 from ._wire import Session, SessionPrincipal, SignIn, UserProfile, project, to_json
 
