@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from uuid import UUID
 
 import psycopg
 import pytest
+import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg.types.json import Json
+from sqlalchemy.dialects import postgresql
 
 from runkit.storage.sql.arrays import literal
+from runkit.storage.sql.driver import Statement
+from runkit.storage.sql.schema import runs
 from sql_fixtures import PG_URL
 
 # PostgreSQL text holds any character but NUL.
@@ -118,7 +122,33 @@ def test_one_value_throughout_is_written_once_and_repeated(
 
 
 def test_a_repeated_json_value_or_boolean_is_written_item_by_item() -> None:
-    # Json wrappers compare by identity, booleans equal integers: neither takes the shortcut.
+    # Booleans equal integers, and equal JSON wrappers are distinct objects: neither takes
+    # the shortcut. One wrapper object throughout (a column processed once) does.
     assert literal([True, 1]) == '{"t","1"}'
+    assert literal([Json({"a": 1}), Json({"a": True})]) == '{"{\\"a\\":1}","{\\"a\\":true}"}'
     same = Json({"a": 1})
     assert literal([same, same]) == '{"{\\"a\\":1}","{\\"a\\":1}"}'
+
+
+def test_a_column_of_one_value_is_processed_once_as_each_would_be() -> None:
+    """``Statement.column`` processes a value held throughout once; the parameters are
+    those processing each value gives, times of other offsets and near-equal values too."""
+    stmt = sa.insert(runs)
+    given = {"created_at": None, "definition": {}, "approvals": [], "kind": "k", "retry_count": 1}
+    compiled = Statement(stmt, postgresql.psycopg.dialect(), tuple(given))
+    utc = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    plus2 = utc.astimezone(timezone(timedelta(hours=2)))
+    columns: dict[str, list[Any]] = {
+        "created_at": [utc, plus2, utc],
+        "definition": [{}, {}, {"a": 1}],
+        "approvals": [[], [], []],
+        "kind": ["k", "k", "k"],
+        "retry_count": [1, True, 1.0],
+    }
+    rows = [{name: values[i] for name, values in columns.items()} for i in range(3)]
+    for name in columns:
+        one_by_one = [compiled.params(row)[name] for row in rows]
+        got = compiled.column(name, rows)
+        assert [str(getattr(v, "obj", v)) for v in got] == [
+            str(getattr(v, "obj", v)) for v in one_by_one
+        ], name

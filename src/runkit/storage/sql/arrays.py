@@ -38,7 +38,7 @@ _REPEATABLE = frozenset({type(None), str, int, UUID, datetime})
 def literal(values: Sequence[Any]) -> str | None:
     """``values`` as one array literal, or None if one of them is of a type not handled."""
     n = len(values)
-    if n > 1 and type(values[0]) in _REPEATABLE and values.count(values[0]) == n:
+    if n > 1 and _repeated(values):
         one = literal(values[:1])
         return None if one is None else "{" + ",".join([one[1:-1]] * n) + "}"
     parts: list[str] = []
@@ -67,3 +67,12 @@ def literal(values: Sequence[Any]) -> str | None:
             return None
         add('"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"')
     return "{" + ",".join(parts) + "}"
+
+
+def _repeated(values: Sequence[Any]) -> bool:
+    """Whether ``values`` are one value throughout: equal ones of a type written alike, or
+    one object (a JSON value a statement processed once for the whole column)."""
+    first = values[0]
+    if type(first) in _REPEATABLE:
+        return values.count(first) == len(values)
+    return all(v is first for v in values)

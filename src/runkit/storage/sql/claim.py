@@ -42,8 +42,7 @@ from ...domain import moves
 from ...domain.keys import pick_claimable
 from ...domain.models import Run, replace
 from ...domain.states import LEASED, Status
-from ..base import materialize
-from .rows import change_values, log_values, row_to_run
+from .rows import change_values, new_log_rows, row_to_run
 from .schema import logs, runs
 
 LEASED_VALUES = sorted(s.value for s in LEASED)
@@ -285,7 +284,7 @@ def _write(
         row = {f"v_{name}": value for name, value in changed.items()}
         row.update(b_seq=run.seq, b_log_seq=new.log_seq)
         params.append(row)
-        entries.extend(log_values(run.seq, materialize(new, [entry], run.log_seq, now)))
+        new_log_rows(run.seq, new.attempt, [entry], run.log_seq, now, entries)
         out.append(new)
     conn.execute(_claim_write(fields), params)
     conn.execute(_INSERT_LOGS, entries)

@@ -33,6 +33,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any, TypeVar
 
 import anyio
@@ -193,9 +194,15 @@ class Statement:
         try:
             if process is None:
                 return [p.get(name, default) for p in given]
-            if known:
-                return [process(p.get(name, default)) for p in given]
-            return [process(p[name]) if name in p else None for p in given]
+            if not known:
+                return [process(p[name]) if name in p else None for p in given]
+            values = [p.get(name, default) for p in given]
+            first = values[0] if values else None
+            if len(values) > 1 and _alike(first) and values.count(first) == len(values):
+                # One value throughout (a batch's time, its NULLs, its empty objects):
+                # processed once.
+                return [process(first)] * len(values)
+            return [process(v) for v in values]
         except Exception as err:
             raise exc.StatementError(str(err), self.sql, None, err) from err
 
@@ -236,6 +243,13 @@ class Statement:
                 values[i] = process(values[i])
             out.append(make(values))
         return out
+
+
+def _alike(value: Any) -> bool:
+    """Whether every value equal to ``value`` is processed to the same parameter: not so for
+    a number (``1 == True == 1.0``) or a non-empty container (``{"a": 1} == {"a": True}``)."""
+    kind = type(value)
+    return value is None or kind is str or kind is datetime or (kind in (dict, list) and not value)
 
 
 class DriverConnection:

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 from ...domain.errors import StorageUnavailable
 from ...domain.models import NewLogEntry, Run, replace
 from .engine import Transactions, violates
-from .rows import row_to_run, run_values, stored_logs
+from .rows import new_log_rows, row_to_run, run_values
 from .schema import logs, runs
 
 #: The run holding an idempotency scope (``b_scope``).
@@ -123,7 +123,7 @@ class Inserter:
                     held.append(i)
                     continue
                 results[i] = (stored(run, entries, seq), True)
-                stored_logs(run.id, seq, run.attempt, entries, 0, now, log_rows)
+                new_log_rows(seq, run.attempt, entries, 0, now, log_rows)
             if log_rows:
                 conn.execute(_INSERT_LOGS, log_rows)
             # A skipped row's scope is held by a stored run or an earlier item of this batch
@@ -161,7 +161,7 @@ class Inserter:
         params = run_values(run)
         params["log_seq"] = len(entries)
         rows: list[dict[str, Any]] = []
-        stored_logs(run.id, 0, run.attempt, entries, 0, datetime.now(UTC), rows)
+        new_log_rows(0, run.attempt, entries, 0, datetime.now(UTC), rows)
         for i, row in enumerate(rows):
             for name, value in row.items():
                 if name != "run_seq":
@@ -203,7 +203,7 @@ class Inserter:
             seq: int | None = c.execute(self._insert_run, values).scalar_one_or_none()
             if seq is not None and entries:
                 rows: list[dict[str, Any]] = []
-                stored_logs(run.id, seq, run.attempt, entries, 0, datetime.now(UTC), rows)
+                new_log_rows(seq, run.attempt, entries, 0, datetime.now(UTC), rows)
                 c.execute(_INSERT_LOGS, rows)
             return seq
 

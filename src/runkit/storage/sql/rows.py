@@ -107,24 +107,6 @@ def row_to_run(row: SqlRow) -> Run:
     )
 
 
-def log_values(run_seq: int, entries: Iterable[LogEntry]) -> list[dict[str, Any]]:
-    """Parameter sets for one executemany INSERT into ``runkit_logs``."""
-    return [
-        {
-            "run_seq": run_seq,
-            "seq": e.seq,
-            "attempt": e.attempt,
-            "level": e.level,
-            "event": e.event,
-            "message": e.message,
-            "data": e.data,
-            "occurred_at": e.occurred_at,
-            "worker_id": e.worker_id,
-        }
-        for e in entries
-    ]
-
-
 def rows_to_logs(rows: Iterable[SqlRow]) -> list[LogEntry]:
     """Log rows selected with the run's UUID labelled ``run_id``."""
     out: list[LogEntry] = []
@@ -156,10 +138,35 @@ def stored_logs(
     rows: list[dict[str, Any]],
 ) -> list[LogEntry]:
     """The stored form of ``entries`` (:func:`~runkit.storage.base.materialize_for`), with
-    their INSERT parameter sets (:func:`log_values`) appended to ``rows``."""
-    out = materialize_for(run_id, attempt, entries, start_seq, now)
-    rows.extend(log_values(run_seq, out))
-    return out
+    their INSERT parameter sets (:func:`new_log_rows`) appended to ``rows``."""
+    new_log_rows(run_seq, attempt, entries, start_seq, now, rows)
+    return materialize_for(run_id, attempt, entries, start_seq, now)
+
+
+def new_log_rows(
+    run_seq: int,
+    attempt: int,
+    entries: Sequence[NewLogEntry],
+    start_seq: int,
+    now: datetime,
+    rows: list[dict[str, Any]],
+) -> None:
+    """:func:`stored_logs`'s parameter sets alone, for writers that do not answer with the
+    entries (an insert, a move): no :class:`LogEntry` is built (two a created run)."""
+    rows.extend(
+        {
+            "run_seq": run_seq,
+            "seq": start_seq + i,
+            "attempt": e.attempt if e.attempt is not None else attempt,
+            "level": e.level,
+            "event": e.event,
+            "message": e.message,
+            "data": e.data,
+            "occurred_at": e.occurred_at or now,
+            "worker_id": e.worker_id,
+        }
+        for i, e in enumerate(entries, start=1)
+    )
 
 
 def rows_to_run_logs(run_id: UUID, rows: Iterable[SqlRow]) -> list[LogEntry]:

@@ -22,7 +22,7 @@ from ..base import Update
 from .cas import cas
 from .driver import DriverConnection
 from .engine import violates
-from .rows import row_to_run, stored_logs
+from .rows import new_log_rows, row_to_run
 from .schema import logs
 
 _INSERT_LOGS = sa.insert(logs)
@@ -97,5 +97,5 @@ def _applied(item: Update, row: Any, rows: list[dict[str, Any]]) -> Run | None:
     n = len(item.entries)
     if n:
         now = datetime.now(UTC)
-        stored_logs(new.id, new.seq, new.attempt, item.entries, new.log_seq - n, now, rows)
+        new_log_rows(new.seq, new.attempt, item.entries, new.log_seq - n, now, rows)
     return new
